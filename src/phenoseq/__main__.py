@@ -1,0 +1,3 @@
+from phenoseq.cli import main
+
+main()

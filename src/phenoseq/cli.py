@@ -1,0 +1,206 @@
+"""Command-line interface: one subcommand per stage, each a thin wrapper over a library function.
+
+Bad input raises :class:`phenoseq.errors.InputError`; :func:`main` prints it as one line on stderr
+and exits with code 2 (no traceback).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from .config import InputConfig
+from .data import SplitConfig, load_paired, summarize
+from .data.features import parse_feature_list
+from .errors import InputError
+from .io import write_json
+from .report.console import print_summary
+
+app = typer.Typer(
+    name="phenoseq",
+    help="Predicted single-cell transcriptomes from Cell Painting morphology.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# the shared input flags of every command that reads data (docs/data-contract.md)
+# ----------------------------------------------------------------------------------------------
+
+Morphology = Annotated[
+    Path,
+    typer.Option(
+        "--morphology",
+        help="Morphology: .h5ad, CellProfiler/pycytominer table (csv, csv.gz, parquet, "
+        "SQLite) or a folder of *_Cells.csv ... files.",
+    ),
+]
+MorphologyObsm = Annotated[
+    str | None,
+    typer.Option("--morphology-obsm", help="Use this obsm key of a morphology .h5ad as features."),
+]
+Features = Annotated[
+    str | None,
+    typer.Option(
+        "--features",
+        help="Feature columns: COL1,COL2,... or @file "
+        "(default: inferred by Cells_/Cytoplasm_/Nuclei_ prefix).",
+    ),
+]
+Platemap = Annotated[
+    Path | None, typer.Option("--platemap", help="Plate map TSV joined to the morphology by well.")
+]
+Expression = Annotated[
+    Path, typer.Option("--expression", help="Expression .h5ad (or .gct for continuous profiles).")
+]
+Layer = Annotated[
+    str | None, typer.Option("--layer", help="Read expression values from this layer instead of X.")
+]
+ExpressionObsm = Annotated[
+    str | None,
+    typer.Option("--expression-obsm", help="Use this obsm embedding (e.g. scGPT) as the target."),
+]
+ExpressionKindOpt = Annotated[
+    str,
+    typer.Option(
+        "--expression-kind", help="counts (raw integer counts) or continuous (never auto-detected)."
+    ),
+]
+PairKey = Annotated[
+    str, typer.Option("--pair-key", help="Column(s) pairing the modalities, comma-separated.")
+]
+LabelKey = Annotated[
+    str | None,
+    typer.Option(
+        "--label-key",
+        help="Treatment label column (default: Treatment if present, else the pair key).",
+    ),
+]
+Control = Annotated[
+    str | None, typer.Option("--control", help="Label of the control treatment, e.g. DMSO.")
+]
+SplitKindOpt = Annotated[str, typer.Option("--split", help="none | replicate | treatment.")]
+ReplicateKey = Annotated[
+    str, typer.Option("--replicate-key", help="Replicate column for --split replicate.")
+]
+Val = Annotated[
+    str | None, typer.Option("--val", help="Validation replicates or treatments, comma-separated.")
+]
+Calib = Annotated[
+    str | None,
+    typer.Option("--calib", help="Calibration replicates or treatments, comma-separated."),
+]
+Test = Annotated[
+    str | None, typer.Option("--test", help="Test replicates or treatments, comma-separated.")
+]
+
+
+def _csv(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else ()
+
+
+def input_config(
+    morphology: Path,
+    expression: Path,
+    morphology_obsm: str | None = None,
+    features: str | None = None,
+    platemap: Path | None = None,
+    layer: str | None = None,
+    expression_obsm: str | None = None,
+    expression_kind: str = "counts",
+    pair_key: str = "Sample_ID",
+    label_key: str | None = None,
+    control: str | None = None,
+    split: str = "none",
+    replicate_key: str = "Replicate",
+    val: str | None = None,
+    calib: str | None = None,
+    test: str | None = None,
+) -> InputConfig:
+    """Build the :class:`InputConfig` from the shared flags (one place for every command)."""
+    if expression_kind not in ("counts", "continuous"):
+        raise InputError(
+            f"unknown --expression-kind '{expression_kind}'.", "use counts or continuous"
+        )
+    if split not in ("none", "replicate", "treatment"):
+        raise InputError(f"unknown --split '{split}'.", "use none, replicate or treatment")
+    feats = parse_feature_list(features)
+    return InputConfig(
+        morphology=morphology,
+        expression=expression,
+        morphology_obsm=morphology_obsm,
+        features=tuple(feats) if feats is not None else None,
+        platemap=platemap,
+        layer=layer,
+        expression_obsm=expression_obsm,
+        expression_kind=expression_kind,  # type: ignore[arg-type]
+        pair_key=_csv(pair_key),
+        label_key=label_key,
+        control=control,
+        split=SplitConfig(split, replicate_key, _csv(val), _csv(calib), _csv(test)),  # type: ignore[arg-type]
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# commands (each: parse, call one library function, print the output path / summary)
+# ----------------------------------------------------------------------------------------------
+
+
+@app.command()
+def validate(
+    morphology: Morphology,
+    expression: Expression,
+    morphology_obsm: MorphologyObsm = None,
+    features: Features = None,
+    platemap: Platemap = None,
+    layer: Layer = None,
+    expression_obsm: ExpressionObsm = None,
+    expression_kind: ExpressionKindOpt = "counts",
+    pair_key: PairKey = "Sample_ID",
+    label_key: LabelKey = None,
+    control: Control = None,
+    split: SplitKindOpt = "none",
+    replicate_key: ReplicateKey = "Replicate",
+    val: Val = None,
+    calib: Calib = None,
+    test: Test = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the summary as JSON.")
+    ] = None,
+) -> None:
+    """Read, validate, pair and split the inputs; print a summary."""
+    cfg = input_config(**{k: v for k, v in locals().items() if k != "out"})
+    summary = summarize(load_paired(cfg))
+    print_summary(summary)
+    if out is not None:
+        write_json(summary, out)
+        console.print(f"summary written to {out}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: bad input is one line on stderr and exit code 2."""
+    try:
+        app(args=argv, prog_name="phenoseq")
+    except SystemExit as exc:  # click exits 0 after success; callers (and tests) get a return
+        if exc.code not in (0, None):
+            raise
+    except InputError as exc:
+        err_console.print(f"error: {exc}", soft_wrap=True, highlight=False, markup=False)
+        sys.exit(2)
+
+
+@app.callback()
+def _root() -> None:
+    """Predicted single-cell transcriptomes from Cell Painting morphology."""
+
+
+if __name__ == "__main__":
+    main()

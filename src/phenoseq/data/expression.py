@@ -1,0 +1,129 @@
+"""Expression readers: one AnnData per sequenced cell (or profile), genes in ``var``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .. import _keys as K
+from ..errors import InputError
+from .morphology import read_h5ad
+from .validate import check_continuous, check_counts, check_nonempty, check_unique_ids, require_path
+
+ExpressionKind = Literal["counts", "continuous"]
+
+
+def read_gct(path: Path) -> ad.AnnData:
+    """Read a GCT 1.2/1.3 file (e.g. L1000) as AnnData ``"n_samples n_genes"``.
+
+    Column (sample) metadata rows become ``obs``; row (gene) metadata columns become ``var``;
+    ``var_names`` are gene symbols when unique (``pr_gene_symbol``), else the row ids.
+    """
+    try:
+        with open(path) as fh:
+            version = fh.readline().strip()
+            dims = [int(v) for v in fh.readline().split("\t")]
+        n_rows, n_cols = dims[0], dims[1]
+        n_rmeta, n_cmeta = (dims[2], dims[3]) if version == "#1.3" else (1, 0)
+        table = pd.read_csv(path, sep="\t", skiprows=2, low_memory=False)
+    except Exception as exc:
+        raise InputError(f"cannot be read as GCT ({exc}).", "check the file", path) from exc
+    id_col = table.columns[0]
+    row_meta_cols = list(table.columns[1 : 1 + n_rmeta]) if version == "#1.3" else []
+    sample_cols = list(table.columns[1 + len(row_meta_cols) :])
+    if len(sample_cols) != n_cols or len(table) != n_rows + n_cmeta:
+        raise InputError("GCT dimensions do not match its header.", "re-export the file", path)
+    cmeta = table.iloc[:n_cmeta].set_index(id_col)[sample_cols].T
+    data = table.iloc[n_cmeta:]
+    values = data[sample_cols].to_numpy(dtype=np.float64).T
+    var = data[[id_col, *row_meta_cols]].astype(str).set_index(id_col)
+    var.index.name = None
+    symbols = var.get("pr_gene_symbol")
+    if symbols is not None and symbols.is_unique:
+        var = var.set_index(pd.Index(symbols.to_numpy(), name=None), drop=False)
+    obs = cmeta.copy()
+    obs.columns.name = None
+    obs = obs.infer_objects()
+    return ad.AnnData(X=values.astype(np.float32), obs=obs, var=var)
+
+
+def read_expression(
+    path: str | Path,
+    *,
+    kind: ExpressionKind = "counts",
+    layer: str | None = None,
+    obsm_key: str | None = None,
+) -> ad.AnnData:
+    """Read and validate expression into AnnData with the target values in ``X``.
+
+    Parameters
+    ----------
+    path
+        An ``.h5ad`` (or a GCT file, e.g. L1000, for ``kind="continuous"``).
+    kind
+        ``"counts"``: raw counts, validated as finite, non-negative, integer-valued, no all-zero
+        cell (any dtype, dense or sparse). ``"continuous"``: finite values (log-expression,
+        z-scores). Never auto-detected.
+    layer
+        Take the values from ``layers[layer]`` instead of ``X``.
+    obsm_key
+        Take an embedding target from ``obsm[obsm_key]`` (e.g. scGPT); validated as finite and
+        recorded as kind ``"embedding"``.
+
+    Returns
+    -------
+    AnnData ``"n_cells n_genes"``; ``uns['phenoseq']`` records source and kind.
+    """
+    path = require_path(path)
+    if kind not in ("counts", "continuous"):
+        raise InputError(f"unknown expression kind '{kind}'.", "use counts or continuous")
+    name = path.name.lower()
+    if name.endswith(".gct"):
+        adata = read_gct(path)
+    elif name.endswith(".h5ad"):
+        adata = read_h5ad(path)
+    else:
+        raise InputError("unknown expression format.", "use an .h5ad (or .gct) file", path)
+    check_nonempty(adata.n_obs, path)
+    check_unique_ids(adata.obs_names, path)
+    if layer is not None and obsm_key is not None:
+        raise InputError("both --layer and --expression-obsm given.", "pass only one", path)
+    if layer is not None:
+        if layer not in adata.layers:
+            raise InputError(
+                f"has no layer '{layer}' (layers: {list(adata.layers.keys())}).",
+                "pass one of those to --layer, or drop it to use X",
+                path,
+            )
+        adata = ad.AnnData(X=adata.layers[layer], obs=adata.obs, var=adata.var)
+    elif obsm_key is not None:
+        if obsm_key not in adata.obsm:
+            raise InputError(
+                f"obsm has no key '{obsm_key}' (has {list(adata.obsm.keys())}).",
+                "pass one of those to --expression-obsm",
+                path,
+            )
+        emb = np.asarray(adata.obsm[obsm_key], dtype=np.float32)
+        names = pd.Index([f"{obsm_key}_{i}" for i in range(emb.shape[1])])
+        adata = ad.AnnData(X=emb, obs=adata.obs, var=pd.DataFrame(index=names))
+    stored_kind = "embedding" if obsm_key is not None else kind
+    if stored_kind == "counts":
+        check_counts(adata.X, path)
+        adata.X = (
+            sp.csr_matrix(adata.X, dtype=np.float32)
+            if sp.issparse(adata.X)
+            else (np.asarray(adata.X, dtype=np.float32))
+        )
+    else:
+        check_continuous(adata.X, path)
+    adata.uns[K.UNS] = {
+        "source": str(path),
+        "modality": "expression",
+        K.EXPRESSION_KIND: stored_kind,
+    }
+    return adata

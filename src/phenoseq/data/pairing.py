@@ -1,0 +1,172 @@
+"""Pair the two modalities on treatment: cells are never matched one-to-one, only by group."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from .. import _keys as K
+from ..errors import InputError
+from .split import Split, SplitConfig, make_split
+
+
+@dataclass
+class PairedData:
+    """Morphology and expression with a shared pairing-group column and a split.
+
+    ``groups`` has one row per pairing group (index: group id) and columns ``label``,
+    ``n_morphology``, ``n_expression``, ``is_control``, ``role``.
+    """
+
+    morphology: ad.AnnData
+    expression: ad.AnnData
+    groups: pd.DataFrame
+    split: Split
+    pair_key: tuple[str, ...]
+    label_key: str
+    control: str | None
+
+    @property
+    def shared(self) -> list[str]:
+        g = self.groups
+        return g.index[(g.n_morphology > 0) & (g.n_expression > 0)].tolist()
+
+
+def group_ids(obs: pd.DataFrame, pair_key: Sequence[str], side: str) -> pd.Series:
+    """The pairing-group id of every row: the pair-key values joined by ``|``."""
+    missing = [k for k in pair_key if k not in obs.columns]
+    if missing:
+        cols = [c for c in obs.columns][:8]
+        raise InputError(
+            f"pair key {missing} is absent from the {side} (columns include {cols}).",
+            "pass --pair-key with columns present in both modalities (or add them, e.g. with "
+            "--platemap)",
+        )
+    parts = obs[list(pair_key)]
+    if parts.isna().any().any():
+        n = int(parts.isna().any(axis=1).sum())
+        raise InputError(
+            f"{n} {side} row(s) have no value for the pair key {list(pair_key)}.",
+            "fill or drop those rows",
+        )
+    return parts.astype(str).agg(K.GROUP_SEP.join, axis=1)
+
+
+def _labels(obs: pd.DataFrame, groups: pd.Series, label_key: str, side: str) -> pd.Series:
+    lab = obs[label_key].astype(str)
+    n_per = lab.groupby(groups.to_numpy()).nunique()
+    if (n_per > 1).any():
+        raise InputError(
+            f"{side} group(s) {n_per[n_per > 1].index[:3].tolist()} hold several '{label_key}' "
+            "values.",
+            "pair on a key at least as fine as the label (e.g. --pair-key Sample_ID)",
+        )
+    return lab.groupby(groups.to_numpy()).first()
+
+
+def pair_by_treatment(
+    morphology: ad.AnnData,
+    expression: ad.AnnData,
+    pair_key: Sequence[str] = (K.SAMPLE_ID,),
+    label_key: str | None = None,
+    control: str | None = None,
+    split: SplitConfig | None = None,
+) -> PairedData:
+    """Pair morphology and expression rows by treatment group and split the groups.
+
+    Parameters
+    ----------
+    pair_key
+        Column(s) present in both ``obs``; rows with equal values form one pairing group.
+    label_key
+        The treatment label of a group (constant within it); default ``Treatment`` when that
+        column exists on both sides, else the pair key itself.
+    control
+        Label of the control treatment (e.g. ``"DMSO"``); must occur in the data.
+    split
+        How to split the groups; default: every group trains.
+
+    Returns
+    -------
+    :class:`PairedData` with copies of both AnnData carrying ``obs['phenoseq_group']``.
+    """
+    pair_key = tuple(pair_key)
+    morph, expr = morphology.copy(), expression.copy()
+    morph.obs[K.GROUP] = group_ids(morph.obs, pair_key, "morphology").to_numpy()
+    expr.obs[K.GROUP] = group_ids(expr.obs, pair_key, "expression").to_numpy()
+    if label_key is None:
+        both = K.TREATMENT in morph.obs and K.TREATMENT in expr.obs
+        label_key = K.TREATMENT if both else K.GROUP
+    lab = [
+        _labels(a.obs, a.obs[K.GROUP], label_key, s)
+        for a, s in ((morph, "morphology"), (expr, "expression"))
+        if label_key in a.obs
+    ]
+    if not lab:
+        raise InputError(f"label key '{label_key}' is in neither modality.", "pass --label-key COL")
+    n_m = morph.obs[K.GROUP].value_counts()
+    n_e = expr.obs[K.GROUP].value_counts()
+    if not set(n_m.index) & set(n_e.index):
+        raise InputError(
+            f"no pairing group is shared by the two modalities (morphology e.g. "
+            f"{n_m.index[:2].tolist()}, expression e.g. {n_e.index[:2].tolist()}).",
+            f"check --pair-key {','.join(pair_key)}: both sides must use the same values",
+        )
+    groups = pd.DataFrame(index=sorted(set(n_m.index) | set(n_e.index)))
+    groups["label"] = pd.concat(lab).groupby(level=0).first().reindex(groups.index)
+    groups["n_morphology"] = n_m.reindex(groups.index).fillna(0).astype(int)
+    groups["n_expression"] = n_e.reindex(groups.index).fillna(0).astype(int)
+    if control is not None and control not in set(groups["label"]):
+        raise InputError(
+            f"control '{control}' is not a value of '{label_key}' "
+            f"(e.g. {groups['label'].unique()[:5].tolist()}).",
+            "pass --control with an existing label",
+        )
+    groups["is_control"] = groups["label"] == control if control is not None else False
+    sp = make_split(groups, [morph.obs, expr.obs], K.GROUP, split or SplitConfig())
+    groups["role"] = pd.Series(sp.roles).reindex(groups.index).to_numpy()
+    for a in (morph, expr):
+        a.obs[K.ROLE] = groups["role"].reindex(a.obs[K.GROUP]).to_numpy()
+    return PairedData(morph, expr, groups, sp, pair_key, label_key, control)
+
+
+def summarize(paired: PairedData) -> dict:
+    """A JSON-able summary: sizes, groups per role, cells per group per modality, controls."""
+    g = paired.groups
+    shared = g.loc[paired.shared]
+
+    def stats(v: pd.Series) -> dict:
+        return {"min": int(v.min()), "median": float(np.median(v)), "max": int(v.max())}
+
+    return {
+        "morphology": {"n_rows": paired.morphology.n_obs, "n_features": paired.morphology.n_vars},
+        "expression": {
+            "n_rows": paired.expression.n_obs,
+            "n_genes": paired.expression.n_vars,
+            "kind": paired.expression.uns.get(K.UNS, {}).get(K.EXPRESSION_KIND, "counts"),
+        },
+        "pair_key": list(paired.pair_key),
+        "label_key": paired.label_key,
+        "n_groups_shared": len(shared),
+        "n_groups_morphology_only": int(((g.n_morphology > 0) & (g.n_expression == 0)).sum()),
+        "n_groups_expression_only": int(((g.n_morphology == 0) & (g.n_expression > 0)).sum()),
+        "n_labels": int(shared["label"].nunique()),
+        "cells_per_group": {
+            "morphology": stats(shared.n_morphology),
+            "expression": stats(shared.n_expression),
+        },
+        "control": paired.control,
+        "n_control_groups": int(shared["is_control"].sum()),
+        "split": paired.split.config.kind,
+        "roles": {
+            r: {
+                "groups": int((shared.role == r).sum()),
+                "labels": int(shared.loc[shared.role == r, "label"].nunique()),
+            }
+            for r in ("train", "val", "calib", "test")
+        },
+    }

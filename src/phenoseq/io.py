@@ -1,0 +1,91 @@
+"""Atomic outputs: build in a temporary sibling path, rename into place when complete.
+
+Every command that writes uses these, so a failure never leaves a half-written file or folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | Path, *, is_dir: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to ``final``; move it onto ``final`` only if the block succeeds.
+
+    With ``is_dir=True`` the temporary path is an (empty, existing) directory. An existing
+    ``final`` is replaced only after the new output is complete.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    if not is_dir:
+        tmp.rmdir()
+        tmp = tmp.with_name(tmp.name + final.suffix)  # keep the suffix: writers dispatch on it
+    try:
+        yield tmp
+        if final.exists() or final.is_symlink():
+            old = final.with_name(f".{final.name}.old")
+            _remove(old)
+            os.replace(final, old)
+            os.replace(tmp, final)
+            _remove(old)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def write_h5ad(adata: Any, path: str | Path) -> Path:
+    """Write an AnnData atomically (compressed)."""
+    with atomic_path(path) as tmp:
+        adata.write_h5ad(tmp, compression="gzip")
+    return Path(path)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def write_json(obj: Any, path: str | Path) -> Path:
+    """Write JSON atomically (numpy scalars/arrays and paths converted)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    return Path(path)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file or, for a folder, of its files' names and contents in sorted order."""
+    path = Path(path)
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            h.update(str(f.relative_to(path)).encode())
+        with open(f, "rb") as fh:
+            while block := fh.read(chunk):
+                h.update(block)
+    return h.hexdigest()
