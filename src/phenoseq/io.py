@@ -35,6 +35,9 @@ def atomic_path(final: str | Path, *, is_dir: bool = False) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; outputs get the usual permissions
     if not is_dir:
         tmp.rmdir()
         tmp = tmp.with_name(tmp.name + final.suffix)  # keep the suffix: writers dispatch on it

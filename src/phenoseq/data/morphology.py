@@ -82,7 +82,7 @@ def frame_to_anndata(
     obs = frame[meta_columns(frame, feats)].copy()
     obs.index = _row_ids(obs)
     check_unique_ids(obs.index, source)
-    obs = _tidy_obs(obs)
+    obs = tidy_obs(obs)
     return ad.AnnData(X=x.astype(np.float32), obs=obs, var=pd.DataFrame(index=pd.Index(feats)))
 
 
@@ -99,7 +99,7 @@ def _row_ids(obs: pd.DataFrame) -> pd.Index:
     return pd.Index(ids.to_numpy())
 
 
-def _tidy_obs(obs: pd.DataFrame) -> pd.DataFrame:
+def tidy_obs(obs: pd.DataFrame) -> pd.DataFrame:
     """Make obs writable to h5ad: object columns to strings (mixed types break the writer)."""
     for c in obs.columns:
         if obs[c].dtype == object or isinstance(obs[c].dtype, pd.StringDtype):

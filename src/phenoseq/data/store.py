@@ -1,0 +1,99 @@
+"""Training data access behind a small interface, so the loop never touches AnnData.
+
+A store serves two kinds of batches: random expression cells (autoencoder) and, for the
+diffusion, (expression cell, set of N morphology cells of the same pairing group) pairs drawn
+group-first. Groups can be sharded by rank so each DDP process sees its own part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class PairBatch:
+    """A diffusion batch: ``target`` ``"batch n_target"``, ``cells`` ``"batch n_set n_feat"``."""
+
+    target: np.ndarray
+    cells: np.ndarray
+    groups: np.ndarray  # "batch" group index
+
+
+class InMemoryGroupStore:
+    """Arrays in memory, indexed by pairing group.
+
+    Parameters
+    ----------
+    morph_x
+        Normalised morphology features ``"n_morph n_features"`` (float32).
+    morph_group
+        Group index of every morphology row ``"n_morph"``.
+    expr_x
+        Expression rows ``"n_expr n_target"`` (whatever the phase needs: values or latents).
+    expr_group
+        Group index of every expression row ``"n_expr"``.
+    groups
+        Group indices that may be drawn (e.g. the training groups shared by both modalities).
+    """
+
+    def __init__(
+        self,
+        morph_x: np.ndarray,
+        morph_group: np.ndarray,
+        expr_x: np.ndarray,
+        expr_group: np.ndarray,
+        groups: Sequence[int],
+    ):
+        self.morph_x, self.expr_x = morph_x, expr_x
+        self.groups = np.asarray(sorted(groups), dtype=np.int64)
+        self._morph_rows = _rows_by_group(morph_group, self.groups)
+        self._expr_rows = _rows_by_group(expr_group, self.groups)
+        empty = [
+            g for g in self.groups if not len(self._morph_rows[g]) or not len(self._expr_rows[g])
+        ]
+        if empty:
+            raise ValueError(f"groups {empty[:3]} lack rows in one modality")
+        self._expr_pool = np.concatenate([self._expr_rows[g] for g in self.groups])
+
+    def shard(self, rank: int, world_size: int) -> InMemoryGroupStore:
+        """The part of the groups this rank draws from (round-robin over sorted groups)."""
+        out = object.__new__(InMemoryGroupStore)
+        out.__dict__.update(self.__dict__)
+        out.groups = self.groups[rank::world_size]
+        out._expr_pool = np.concatenate([self._expr_rows[g] for g in out.groups])
+        return out
+
+    def expression_batch(self, rng: np.random.Generator, batch_size: int) -> np.ndarray:
+        """Random expression rows of the store's groups ``"batch n_target"``."""
+        return self.expr_x[rng.choice(self._expr_pool, size=batch_size)]
+
+    def pair_batch(self, rng: np.random.Generator, batch_size: int, n_set: int) -> PairBatch:
+        """Groups uniformly, then one expression row and a set of ``n_set`` morphology rows each.
+
+        Sets are drawn without replacement when the group has enough cells, else with it.
+        """
+        gs = rng.choice(self.groups, size=batch_size)
+        target = np.empty(batch_size, dtype=np.int64)
+        cells = np.empty((batch_size, n_set), dtype=np.int64)
+        for i, g in enumerate(gs):
+            target[i] = rng.choice(self._expr_rows[g])
+            cells[i] = sample_set(rng, self._morph_rows[g], n_set)
+        return PairBatch(self.expr_x[target], self.morph_x[cells], gs)
+
+
+def sample_set(rng: np.random.Generator, rows: np.ndarray, n_set: int) -> np.ndarray:
+    """``n_set`` of ``rows``: without replacement when possible, else with replacement."""
+    return rng.choice(rows, size=n_set, replace=len(rows) < n_set)
+
+
+def _rows_by_group(group_of_row: np.ndarray, groups: np.ndarray) -> dict[int, np.ndarray]:
+    order = np.argsort(group_of_row, kind="stable")
+    sorted_groups = group_of_row[order]
+    out = {}
+    for g in groups:
+        lo, hi = np.searchsorted(sorted_groups, [g, g + 1])
+        out[int(g)] = order[lo:hi]
+    return out

@@ -1,0 +1,630 @@
+"""The user-facing model: AnnData in, AnnData out (train, generate, save, load).
+
+``PhenoSeqModel`` sits above the pure networks of :mod:`phenoseq.nn` and the loop of
+:mod:`phenoseq.train`, as scvi-tools' model sits above its module and training plan: it registers
+and validates the data once (genes, features, scaler, groups), sizes the networks from what was
+registered, and refuses later data whose genes or features differ.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from . import __version__
+from . import _keys as K
+from .config import InputConfig
+from .data import load_paired
+from .data.morphology import tidy_obs
+from .data.pairing import PairedData, group_ids
+from .data.store import InMemoryGroupStore, sample_set
+from .errors import InputError
+from .evaluate.space import normalize_log1p
+from .io import atomic_path, sha256_file
+from .nn import (
+    EMA,
+    ConditionalDiffusion,
+    ConditionEncoder,
+    Denoiser,
+    ExpressionAutoencoder,
+    make_scheduler,
+    sample_nb,
+)
+from .train import Checkpointer, Phase, TrainConfig, TrainState, run_phase, set_seed
+
+Kind = Literal["counts", "continuous", "embedding"]
+SamplerName = Literal["dpmpp_2m", "ddim", "ddpm"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Every constructor argument of the networks (stored in the model directory)."""
+
+    n_latent: int = 64
+    ae_hidden: int = 256
+    ae_layers: int = 2
+    ae_dropout: float = 0.1
+    d_model: int = 128
+    cond_layers: int = 2
+    cond_heads: int = 4
+    n_tokens: int = 8
+    width: int = 384
+    depth: int = 4
+    use_cross_attention: bool = False
+    prediction_type: str = "v_prediction"
+    n_train_timesteps: int = 1000
+    cond_drop_prob: float = 0.1
+    n_top_genes: int | None = None
+
+
+@dataclass
+class Registry:
+    """What was registered from the training data; everything needed to use the model later."""
+
+    kind: Kind
+    genes: list[str]
+    features: list[str]
+    feature_mean: np.ndarray  # "n_features"
+    feature_std: np.ndarray
+    target_mean: np.ndarray  # per-gene standardisation of continuous targets ("n_genes")
+    target_std: np.ndarray
+    pair_key: list[str]
+    label_key: str
+    control: str | None
+    split: dict
+    group_names: list[str]  # every group seen in training data (all roles)
+    group_labels: list[str]
+    group_roles: list[str]
+    inputs: dict
+
+
+# ----------------------------------------------------------------------------------------------
+# registration: data -> arrays (pure functions)
+# ----------------------------------------------------------------------------------------------
+
+
+def _dense(x) -> np.ndarray:
+    return np.asarray(x.toarray() if sp.issparse(x) else x)
+
+
+def expression_arrays(adata: ad.AnnData, kind: Kind) -> dict[str, np.ndarray]:
+    """The model's view of expression rows: ``log1p`` input, raw ``values`` and ``library``."""
+    if kind == "counts":
+        counts = _dense(adata.X).astype(np.float32)
+        return {
+            "values": counts,
+            "log1p": normalize_log1p(counts).astype(np.float32),
+            "library": counts.sum(axis=1).astype(np.float32),
+        }
+    values = _dense(adata.X).astype(np.float32)
+    return {"values": values, "log1p": values, "library": np.ones(len(values), np.float32)}
+
+
+def top_variable_genes(log1p: np.ndarray, n_top: int) -> np.ndarray:
+    """Indices of the ``n_top`` genes with the largest variance of log1p, in original order."""
+    return np.sort(np.argsort(-log1p.var(axis=0), kind="stable")[:n_top])
+
+
+def fit_scaler(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and std (std of constant features set to 1)."""
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    return mean.astype(np.float32), np.where(std > 1e-8, std, 1.0).astype(np.float32)
+
+
+class PhenoSeqModel:
+    """Image-conditioned latent diffusion over single-cell expression.
+
+    Build with :meth:`from_paired` (registers the data), then :meth:`train`; or :meth:`load`.
+    """
+
+    def __init__(self, registry: Registry, config: ModelConfig, train_config: TrainConfig):
+        self.registry, self.config, self.train_config = registry, config, train_config
+        reg, cfg = registry, config
+        n_genes, n_feat = len(reg.genes), len(reg.features)
+        likelihood = {"counts": "nb", "continuous": "gaussian", "embedding": "identity"}[reg.kind]
+        n_latent = n_genes if reg.kind == "embedding" else cfg.n_latent
+        with torch.random.fork_rng(devices=[]):  # same seed, same initial weights
+            torch.manual_seed(train_config.seed)
+            self._build(n_genes, n_feat, n_latent, likelihood)
+        self.n_latent = n_latent
+        self.latent_mean = torch.zeros(n_latent)
+        self.latent_std = torch.ones(n_latent)
+        # per training group: pseudo-bulk (log1p mean), condition embedding, library sizes
+        self.group_stats: dict[str, np.ndarray] = {}
+        self.history: dict = {}
+
+    def _build(self, n_genes: int, n_feat: int, n_latent: int, likelihood: str) -> None:
+        cfg = self.config
+        self.autoencoder = ExpressionAutoencoder(
+            n_genes, n_latent, cfg.ae_hidden, cfg.ae_layers, likelihood, cfg.ae_dropout
+        )
+        encoder = ConditionEncoder(
+            n_feat, cfg.d_model, cfg.cond_heads, cfg.cond_layers, cfg.n_tokens
+        )
+        denoiser = Denoiser(
+            n_latent,
+            cfg.d_model,
+            cfg.width,
+            cfg.depth,
+            0.0,
+            cfg.use_cross_attention,
+            cfg.cond_heads,
+        )
+        self.diffusion = ConditionalDiffusion(
+            denoiser, encoder, cfg.prediction_type, cfg.n_train_timesteps, cfg.cond_drop_prob
+        )
+        self.ema = EMA(self.diffusion, decay=self.train_config.ema_decay)
+
+    # ------------------------------------------------------------------ registration
+    @classmethod
+    def from_paired(
+        cls,
+        paired: PairedData,
+        config: ModelConfig | None = None,
+        train_config: TrainConfig | None = None,
+        inputs: dict | None = None,
+    ) -> PhenoSeqModel:
+        """Register paired data: genes, features, feature scaler (train rows, or controls)."""
+        config, train_config = config or ModelConfig(), train_config or TrainConfig()
+        kind = paired.expression.uns.get(K.UNS, {}).get(K.EXPRESSION_KIND, "counts")
+        train_groups = set(paired.split.groups("train")) & set(paired.shared)
+        if not train_groups:
+            raise InputError("no training group is shared by both modalities.", "check the split")
+        genes = list(paired.expression.var_names)
+        if config.n_top_genes is not None and config.n_top_genes < len(genes):
+            rows = paired.expression.obs[K.GROUP].isin(train_groups).to_numpy()
+            log1p = expression_arrays(paired.expression[rows], kind)["log1p"]
+            genes = [genes[i] for i in top_variable_genes(log1p, config.n_top_genes)]
+        morph = paired.morphology
+        in_train = morph.obs[K.GROUP].isin(train_groups).to_numpy()
+        basis = in_train
+        if paired.control is not None:
+            ctrl = (morph.obs[K.GROUP].map(paired.groups["is_control"]) == True).to_numpy()  # noqa: E712
+            basis = in_train & ctrl if (in_train & ctrl).sum() >= 2 else in_train
+        f_mean, f_std = fit_scaler(_dense(morph.X)[basis])
+        g = paired.groups
+        registry = Registry(
+            kind=kind, genes=genes, features=list(morph.var_names),
+            feature_mean=f_mean, feature_std=f_std,
+            target_mean=np.zeros(len(genes), np.float32),
+            target_std=np.ones(len(genes), np.float32),
+            pair_key=list(paired.pair_key), label_key=paired.label_key, control=paired.control,
+            split=paired.split.to_dict(), group_names=g.index.tolist(),
+            group_labels=g["label"].astype(str).tolist(), group_roles=g["role"].tolist(),
+            inputs=inputs or {},
+        )  # fmt: skip
+        return cls(registry, config, train_config)
+
+    # ------------------------------------------------------------------ data views
+    def normalize_features(self, morph: ad.AnnData) -> np.ndarray:
+        """Scaled features ``"n_cells n_features"``, refusing data whose features differ."""
+        missing = [f for f in self.registry.features if f not in morph.var_names]
+        if missing:
+            raise InputError(
+                f"morphology lacks {len(missing)} of the model's {len(self.registry.features)} "
+                f"features, e.g. {missing[:3]}.",
+                "featurize the new data exactly as the training data (same feature set)",
+            )
+        x = _dense(morph[:, self.registry.features].X).astype(np.float32)
+        return (x - self.registry.feature_mean) / self.registry.feature_std
+
+    def _expression(self, expr: ad.AnnData) -> dict[str, np.ndarray]:
+        missing = [g for g in self.registry.genes if g not in expr.var_names]
+        if missing:
+            raise InputError(
+                f"expression lacks {len(missing)} of the model's genes, e.g. {missing[:3]}.",
+                "use data with the training genes",
+            )
+        arrays = expression_arrays(expr[:, self.registry.genes], self.registry.kind)
+        if self.registry.kind != "counts":
+            arrays["log1p"] = (
+                arrays["values"] - self.registry.target_mean
+            ) / self.registry.target_std
+        return arrays
+
+    # ------------------------------------------------------------------ training
+    def train(
+        self,
+        paired: PairedData,
+        checkpoint_dir: str | Path | None = None,
+        resume: bool = False,
+        progress: bool = True,
+        on_step=None,
+    ) -> TrainState:
+        """Fit the autoencoder, then the conditional diffusion on its latents.
+
+        ``checkpoint_dir`` receives a resumable state every ``checkpoint_every`` steps;
+        ``resume=True`` continues from it (same seed -> the same weights as an uninterrupted run).
+        """
+        cfg, reg = self.train_config, self.registry
+        start = time.monotonic()
+        set_seed(cfg.seed)
+        name_to_idx = {g: i for i, g in enumerate(reg.group_names)}
+        m_groups = paired.morphology.obs[K.GROUP].map(name_to_idx).to_numpy()
+        e_groups = paired.expression.obs[K.GROUP].map(name_to_idx).to_numpy()
+        train_idx = [name_to_idx[g] for g in paired.split.groups("train") if g in paired.shared]
+        val_idx = [name_to_idx[g] for g in paired.split.groups("val") if g in paired.shared]
+        if reg.kind != "counts":
+            rows = np.isin(e_groups, train_idx)
+            vals = expression_arrays(paired.expression[:, reg.genes], reg.kind)["values"][rows]
+            reg.target_mean, reg.target_std = fit_scaler(vals)
+        expr = self._expression(paired.expression)
+        morph_x = self.normalize_features(paired.morphology)
+        ckpt = Checkpointer(checkpoint_dir)
+        state = ckpt.read_state() if resume and ckpt.exists() else TrainState()
+        budget = cfg.max_minutes * 60 if cfg.max_minutes else None
+        total = max(1, (cfg.ae_steps if reg.kind != "embedding" else 0) + cfg.max_steps)
+
+        def deadline(share: float) -> float | None:
+            return None if budget is None else start + budget * share
+
+        if reg.kind != "embedding":
+            ae_phase = self._autoencoder_phase(expr, e_groups, train_idx)
+            if "autoencoder" in state.done:
+                ckpt.load_modules(ae_phase.modules)
+            else:
+                share = cfg.ae_steps / total
+                state = run_phase(ae_phase, cfg, state, ckpt, cfg.seed, deadline(share),
+                                  on_step, progress)  # fmt: skip
+        self._fit_latent_stats(expr, e_groups, train_idx)
+        z = self.encode(expr)
+        store = InMemoryGroupStore(morph_x, m_groups, z, e_groups, train_idx)
+        val_store = InMemoryGroupStore(morph_x, m_groups, z, e_groups, val_idx) if val_idx else None
+        diff_phase = self._diffusion_phase(store, val_store)
+        state.stopped_early = False
+        state = run_phase(
+            diff_phase, cfg, state, ckpt, cfg.seed + 1, deadline(0.97), on_step, progress
+        )
+        self._raw_diffusion = {k: v.clone() for k, v in self.diffusion.state_dict().items()}
+        self.ema.copy_to(self.diffusion)  # sampling uses the EMA weights
+        self._summarize_groups(paired, expr, morph_x, m_groups, e_groups, z)
+        self.history = state.history | {"stopped_early": state.stopped_early,
+                                        "seconds": time.monotonic() - start}  # fmt: skip
+        return state
+
+    def _autoencoder_phase(self, expr, e_groups, train_idx) -> Phase:
+        cfg, ae = self.train_config, self.autoencoder
+        rows = np.flatnonzero(np.isin(e_groups, train_idx))
+        x_in = torch.from_numpy(expr["log1p"])
+        target = torch.from_numpy(
+            expr["values"] if self.registry.kind == "counts" else expr["log1p"]
+        )
+        lib = torch.from_numpy(expr["library"])
+
+        def loss(rng: np.random.Generator, gen: torch.Generator) -> torch.Tensor:
+            idx = torch.from_numpy(rng.choice(rows, size=cfg.batch_size))
+            return ae.loss(x_in[idx], target[idx], lib[idx]).loss
+
+        params = [p for p in ae.parameters() if p.requires_grad]
+        return Phase("autoencoder", {"autoencoder": ae}, params, loss, cfg.ae_steps, cfg.ae_lr)
+
+    def _diffusion_phase(self, store: InMemoryGroupStore, val_store) -> Phase:
+        cfg, diff = self.train_config, self.diffusion
+
+        def loss(rng: np.random.Generator, gen: torch.Generator) -> torch.Tensor:
+            b = store.pair_batch(rng, cfg.batch_size, cfg.set_size)
+            return diff.loss(torch.from_numpy(b.target), torch.from_numpy(b.cells), None, gen)
+
+        def val_loss() -> float:
+            rng, gen = np.random.default_rng(0), torch.Generator().manual_seed(0)
+            diff.eval()
+            with torch.no_grad():
+                vals = []
+                for _ in range(4):
+                    b = val_store.pair_batch(rng, cfg.batch_size, cfg.set_size)
+                    vals.append(diff.loss(torch.from_numpy(b.target), torch.from_numpy(b.cells),
+                                          None, gen).item())  # fmt: skip
+            return float(np.mean(vals))
+
+        return Phase(
+            "diffusion", {"diffusion": diff, "autoencoder": self.autoencoder},
+            list(diff.parameters()), loss, cfg.max_steps, cfg.lr,
+            val_loss if val_store is not None else None, self.ema, diff,
+        )  # fmt: skip
+
+    @torch.no_grad()
+    def _fit_latent_stats(self, expr, e_groups, train_idx) -> None:
+        self.latent_mean = torch.zeros(self.n_latent)
+        self.latent_std = torch.ones(self.n_latent)
+        z = self.encode(expr)[np.isin(e_groups, train_idx)]
+        self.latent_mean = torch.from_numpy(z.mean(axis=0))
+        self.latent_std = torch.from_numpy(np.maximum(z.std(axis=0), 1e-4))
+
+    @torch.no_grad()
+    def encode(self, expr: dict[str, np.ndarray], chunk: int = 4096) -> np.ndarray:
+        """Standardised latents ``"n_cells n_latent"`` of rows from :meth:`_expression`."""
+        self.autoencoder.eval()
+        out = []
+        for lo in range(0, len(expr["log1p"]), chunk):
+            z = self.autoencoder.encode(torch.from_numpy(expr["log1p"][lo : lo + chunk]))
+            out.append(((z - self.latent_mean) / self.latent_std).numpy())
+        return np.concatenate(out).astype(np.float32)
+
+    @torch.no_grad()
+    def _summarize_groups(self, paired, expr, morph_x, m_groups, e_groups, z) -> None:
+        """Per registered group: pseudo-bulk, mean latent, condition embedding, library sizes."""
+        n = len(self.registry.group_names)
+        rng = np.random.default_rng(self.train_config.seed)
+        bulk = np.full((n, len(self.registry.genes)), np.nan, np.float32)
+        emb = np.full((n, self.config.d_model), np.nan, np.float32)
+        libs, offsets = [], [0]
+        for gi in range(n):
+            e_rows, m_rows = np.flatnonzero(e_groups == gi), np.flatnonzero(m_groups == gi)
+            if len(e_rows):
+                bulk[gi] = expr["log1p"][e_rows].mean(axis=0)
+            if len(m_rows):
+                emb[gi] = self.condition_embedding(morph_x[m_rows], rng)
+            lib = expr["library"][e_rows[:1000]]
+            libs.append(lib)
+            offsets.append(offsets[-1] + len(lib))
+        self.group_stats = {
+            "pseudobulk": bulk, "embedding": emb,
+            "library": np.concatenate(libs).astype(np.float32),
+            "library_offsets": np.asarray(offsets, np.int64),
+        }  # fmt: skip
+
+    @torch.no_grad()
+    def condition_embedding(self, cells: np.ndarray, rng: np.random.Generator, n_sets: int = 8):
+        """Mean pooled condition embedding ``"d_model"`` of ``n_sets`` random sets of ``cells``."""
+        self.diffusion.eval()
+        idx = np.stack([sample_set(rng, np.arange(len(cells)), self.train_config.set_size)
+                        for _ in range(n_sets)])  # fmt: skip
+        pooled, _ = self.diffusion.encode_condition(torch.from_numpy(cells[idx]), None)
+        return pooled.mean(dim=0).numpy()
+
+    # ------------------------------------------------------------------ generation
+    def _library_pool(self, gi: int) -> np.ndarray:
+        off = self.group_stats["library_offsets"]
+        return self.group_stats["library"][off[gi] : off[gi + 1]]
+
+    def _nearest_training_group(self, embedding: np.ndarray) -> int:
+        reg = self.registry
+        cand = [i for i, r in enumerate(reg.group_roles)
+                if r == "train" and len(self._library_pool(i))]  # fmt: skip
+        d = np.linalg.norm(self.group_stats["embedding"][cand] - embedding, axis=1)
+        return cand[int(np.argmin(d))]
+
+    @torch.no_grad()
+    def decode(self, z_std: torch.Tensor, library: torch.Tensor, generator: torch.Generator):
+        """Latents to ``(X, log1p)``: NB counts (counts kind) or values (continuous, embedding)."""
+        z = z_std * self.latent_std + self.latent_mean
+        reg = self.registry
+        if reg.kind == "counts":
+            out = self.autoencoder.decode(z, library)
+            counts = sample_nb(out["mu"], out["theta"], generator).numpy().astype(np.float32)
+            return counts, normalize_log1p(counts).astype(np.float32)
+        mean = z if reg.kind == "embedding" else self.autoencoder.decode(z, None)["mean"]
+        values = mean.numpy() * reg.target_std + reg.target_mean
+        return values.astype(np.float32), None
+
+    @torch.no_grad()
+    def sample_latents(
+        self,
+        cells: np.ndarray,
+        n_cells: int,
+        rng: np.random.Generator,
+        generator: torch.Generator,
+        n_steps: int = 20,
+        guidance: float = 1.0,
+        sampler: SamplerName = "dpmpp_2m",
+        batch_size: int = 1024,
+    ) -> np.ndarray:
+        """``n_cells`` standardised latents ``"n_cells n_latent"`` for one group's cells.
+
+        Every generated cell is conditioned on its own random set of ``set_size`` of ``cells``
+        (as in training), so the spread of the output reflects the group, not one set.
+        """
+        self.diffusion.eval()
+        scheduler = make_scheduler(sampler, n_train_timesteps=self.config.n_train_timesteps,
+                                   prediction_type=self.config.prediction_type)  # fmt: skip
+        out = []
+        rows = np.arange(len(cells))
+        for lo in range(0, n_cells, batch_size):
+            b = min(batch_size, n_cells - lo)
+            idx = np.stack([sample_set(rng, rows, self.train_config.set_size) for _ in range(b)])
+            pooled, tokens = self.diffusion.encode_condition(torch.from_numpy(cells[idx]), None)
+            out.append(
+                self.diffusion.sample(pooled, tokens, scheduler, n_steps, guidance, generator)
+            )
+        return torch.cat(out).numpy()
+
+    @torch.no_grad()
+    def generate(
+        self,
+        morphology: ad.AnnData,
+        n_cells: int = 100,
+        n_steps: int = 20,
+        guidance: float = 1.0,
+        sampler: SamplerName = "dpmpp_2m",
+        seed: int = 0,
+        progress: bool = True,
+    ) -> ad.AnnData:
+        """Generate ``n_cells`` expression profiles for every pairing group of ``morphology``.
+
+        Returns
+        -------
+        AnnData ``"n_groups*n_cells n_genes"``: ``X`` counts (or values), ``layers['log1p']``
+        (counts kind), ``obsm['X_phenoseq']`` latents, obs columns constant within a group plus
+        ``phenoseq_group``, ``uns['phenoseq']`` provenance.
+        """
+        if n_cells < 1:
+            raise InputError(
+                f"--n-cells must be at least 1 (got {n_cells}).", "pass a positive number"
+            )
+        reg = self.registry
+        morph_x = self.normalize_features(morphology)
+        groups = group_ids(morphology.obs, reg.pair_key, "morphology").to_numpy()
+        rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
+        known = {g: i for i, g in enumerate(reg.group_names)}
+        xs, logs, zs, obs_rows = [], [], [], []
+        for g in tqdm(sorted(set(groups)), desc="generate", disable=not progress):
+            rows = np.flatnonzero(groups == g)
+            z = torch.from_numpy(self.sample_latents(morph_x[rows], n_cells, rng, gen, n_steps,
+                                                     guidance, sampler))  # fmt: skip
+            gi = known.get(g)
+            if gi is None or not len(self._library_pool(gi)):
+                gi = self._nearest_training_group(self.condition_embedding(morph_x[rows], rng))
+            lib = torch.from_numpy(rng.choice(self._library_pool(gi), size=n_cells))
+            x, log1p = self.decode(z, lib, gen)
+            xs.append(x)
+            logs.append(log1p)
+            zs.append((z * self.latent_std + self.latent_mean).numpy())
+            obs_rows.append(_constant_obs(morphology.obs.iloc[rows], g, n_cells))
+        obs = tidy_obs(pd.concat(obs_rows, ignore_index=True))
+        obs.index = [f"gen{i}" for i in range(len(obs))]
+        x = np.concatenate(xs)
+        out = ad.AnnData(
+            X=sp.csr_matrix(x) if reg.kind == "counts" else x,
+            obs=obs,
+            var=pd.DataFrame(index=pd.Index(reg.genes)),
+        )
+        if reg.kind == "counts":
+            out.layers[K.LOG1P] = np.concatenate(logs)
+        out.obsm[K.LATENT] = np.concatenate(zs).astype(np.float32)
+        out.uns[K.UNS] = {
+            "sampler": sampler, "n_steps": n_steps, "guidance": guidance, "seed": seed,
+            "n_cells_per_group": n_cells, "expression_kind": reg.kind, "version": __version__,
+        }  # fmt: skip
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, folder: str | Path) -> Path:
+        """Write the model directory atomically: safetensors weights + EMA, JSON config."""
+        folder = Path(folder)
+        raw = getattr(self, "_raw_diffusion", None) or self.diffusion.state_dict()
+        with atomic_path(folder, is_dir=True) as tmp:
+            weights = {f"autoencoder.{k}": v for k, v in self.autoencoder.state_dict().items()}
+            weights |= {f"diffusion.{k}": v for k, v in raw.items()}
+            weights |= {"latent_mean": self.latent_mean, "latent_std": self.latent_std}
+            save_file(_contiguous(weights), tmp / "weights.safetensors")
+            ema = {f"diffusion.{k}": v for k, v in self.diffusion.state_dict().items()}
+            save_file(_contiguous(ema), tmp / "ema.safetensors")
+            stats = {
+                k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self.group_stats.items()
+            }
+            save_file(stats, tmp / "groups.safetensors")
+            doc = {
+                "phenoseq_version": __version__,
+                "model_config": asdict(self.config),
+                "train_config": asdict(self.train_config),
+                "registry": {k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                             for k, v in asdict(self.registry).items()},
+                "history": self.history,
+            }  # fmt: skip
+            (tmp / "config.json").write_text(json.dumps(doc, indent=1))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> PhenoSeqModel:
+        """Load a model directory written by :meth:`save` (sampling uses the EMA weights)."""
+        folder = Path(folder)
+        needed = ["config.json", "weights.safetensors", "ema.safetensors", "groups.safetensors"]
+        missing = [n for n in needed if not (folder / n).is_file()]
+        if missing:
+            raise InputError(f"is not a complete PhenoSeq model directory (missing {missing}).",
+                             "pass the --out folder of `phenoseq train`", folder)  # fmt: skip
+        try:
+            doc = json.loads((folder / "config.json").read_text())
+            r = doc["registry"]
+            for k in ("feature_mean", "feature_std", "target_mean", "target_std"):
+                r[k] = np.asarray(r[k], np.float32)
+            model = cls(Registry(**r), ModelConfig(**doc["model_config"]),
+                        TrainConfig(**doc["train_config"]))  # fmt: skip
+            weights = load_file(folder / "weights.safetensors")
+            ema = load_file(folder / "ema.safetensors")
+            groups = load_file(folder / "groups.safetensors")
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            raise InputError(f"model directory cannot be read ({type(exc).__name__}: {exc}).",
+                             "re-run `phenoseq train`", folder) from exc  # fmt: skip
+        model.autoencoder.load_state_dict(_strip(weights, "autoencoder."))
+        model.diffusion.load_state_dict(_strip(ema, "diffusion."))
+        model._raw_diffusion = _strip(weights, "diffusion.")
+        model.latent_mean, model.latent_std = weights["latent_mean"], weights["latent_std"]
+        model.group_stats = {k: v.numpy() for k, v in groups.items()}
+        model.history = doc.get("history", {})
+        model.autoencoder.eval()
+        model.diffusion.eval()
+        return model
+
+
+def _strip(d: dict, prefix: str) -> dict:
+    return {k[len(prefix) :]: v for k, v in d.items() if k.startswith(prefix)}
+
+
+def _contiguous(d: dict) -> dict:
+    return {k: v.detach().cpu().contiguous() for k, v in d.items()}
+
+
+def _constant_obs(obs: pd.DataFrame, group: str, n: int) -> pd.DataFrame:
+    """The obs columns constant within a group, repeated ``n`` times, plus the group id."""
+    const = {c: obs[c].iloc[0] for c in obs.columns if obs[c].nunique(dropna=False) == 1}
+    const.pop(K.GROUP, None)
+    frame = pd.DataFrame({c: [v] * n for c, v in const.items()})
+    frame[K.GROUP] = group
+    return frame
+
+
+# ----------------------------------------------------------------------------------------------
+# the library functions the commands wrap
+# ----------------------------------------------------------------------------------------------
+
+
+def _checkpoint_dir(out: Path) -> Path:
+    return out.with_name(f".{out.name}.checkpoint")
+
+
+def train_model(
+    inputs: InputConfig,
+    out: str | Path,
+    config: ModelConfig | None = None,
+    train_config: TrainConfig | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    on_step=None,
+) -> PhenoSeqModel:
+    """Read and pair the inputs, train a model and write its directory to ``out`` atomically.
+
+    A resumable state lives in ``.<out>.checkpoint`` beside ``out`` while training runs and is
+    removed when the model directory is complete; ``resume=True`` continues from it.
+    """
+    out = Path(out)
+    paired = load_paired(inputs)
+    record = inputs.to_dict() | {
+        "sha256": {k: sha256_file(getattr(inputs, k)) for k in ("morphology", "expression")}
+    }
+    model = PhenoSeqModel.from_paired(paired, config, train_config, record)
+    ckpt = _checkpoint_dir(out)
+    if resume and not (ckpt / "state.json").exists():
+        raise InputError(f"nothing to resume: {ckpt} does not exist.", "drop --resume", out)
+    model.train(paired, ckpt, resume=resume, progress=progress, on_step=on_step)
+    model.save(out)
+    shutil.rmtree(ckpt, ignore_errors=True)
+    return model
+
+
+def generate(
+    model: PhenoSeqModel | str | Path,
+    morphology: ad.AnnData,
+    n_cells: int = 100,
+    n_steps: int = 20,
+    guidance: float = 1.0,
+    sampler: SamplerName = "dpmpp_2m",
+    seed: int = 0,
+    progress: bool = True,
+) -> ad.AnnData:
+    """Generate expression for every pairing group (see :meth:`PhenoSeqModel.generate`)."""
+    if not isinstance(model, PhenoSeqModel):
+        model = PhenoSeqModel.load(model)
+    return model.generate(morphology, n_cells, n_steps, guidance, sampler, seed, progress)

@@ -1,0 +1,140 @@
+"""The user-facing model on tiny data: train, generate, save/load, resume, other targets."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import tiny_pair
+from phenoseq.cli import main
+from phenoseq.config import InputConfig
+from phenoseq.data import SplitConfig
+from phenoseq.model import ModelConfig, PhenoSeqModel, train_model
+from phenoseq.train import TrainConfig
+
+SMALL = ModelConfig(n_latent=4, ae_hidden=16, ae_layers=1, d_model=16, cond_layers=1,
+                    n_tokens=2, width=32, depth=2, cond_heads=2)  # fmt: skip
+
+
+def fast(**kw) -> TrainConfig:
+    base = dict(batch_size=16, set_size=4, ae_steps=6, max_steps=6, warmup_steps=2,
+                eval_every=3, checkpoint_every=3)  # fmt: skip
+    return TrainConfig(**(base | kw))
+
+
+@pytest.fixture
+def files(tmp_path):
+    morph, expr = tiny_pair(n_treatments=3, n_reps=3, n_cells=8, n_feat=5, n_genes=7)
+    m, e = tmp_path / "m.h5ad", tmp_path / "e.h5ad"
+    morph.write_h5ad(m)
+    expr.write_h5ad(e)
+    return m, e
+
+
+def inputs(files, **kw) -> InputConfig:
+    split = SplitConfig("replicate", test=("3",))
+    return InputConfig(files[0], files[1], control="DMSO", split=split, **kw)
+
+
+def test_train_generate_save_load(tmp_path, files):
+    torch.set_num_threads(1)
+    model = train_model(inputs(files), tmp_path / "model", SMALL, fast(), progress=False)
+    assert (tmp_path / "model" / "weights.safetensors").is_file()
+    assert not (tmp_path / ".model.checkpoint").exists()
+    morph = ad.read_h5ad(files[0])
+    test = morph[morph.obs["Replicate"] == "3"].copy()
+    gen = model.generate(test, n_cells=5, n_steps=4, seed=1, progress=False)
+    assert gen.shape == (15, 7)
+    assert gen.var_names.tolist() == [f"G{j}" for j in range(7)]
+    x = gen.X.toarray()
+    assert (x >= 0).all() and np.array_equal(x, np.round(x))
+    assert gen.layers["log1p"].shape == (15, 7) and gen.obsm["X_phenoseq"].shape == (15, 4)
+    assert set(gen.obs["phenoseq_group"]) == {"DMSO_R3", "T1_R3", "T2_R3"}
+    assert (gen.obs.groupby("phenoseq_group")["Treatment"].nunique() == 1).all()
+    assert gen.uns["phenoseq"]["seed"] == 1
+    loaded = PhenoSeqModel.load(tmp_path / "model")
+    again = loaded.generate(test, n_cells=5, n_steps=4, seed=1, progress=False)
+    np.testing.assert_array_equal(again.X.toarray(), x)
+    other = loaded.generate(test, n_cells=5, n_steps=4, seed=2, progress=False)
+    assert not np.array_equal(other.obsm["X_phenoseq"], gen.obsm["X_phenoseq"])
+
+
+def test_resume_equals_uninterrupted(tmp_path, files):
+    torch.set_num_threads(1)
+    cfg = fast(ae_steps=4, max_steps=8, checkpoint_every=4)
+    full = train_model(inputs(files), tmp_path / "full", SMALL, cfg, progress=False)
+
+    class Killed(Exception):
+        pass
+
+    def kill(phase: str, step: int) -> None:
+        if phase == "diffusion" and step == 4:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_model(inputs(files), tmp_path / "resumed", SMALL, cfg, progress=False, on_step=kill)
+    assert not (tmp_path / "resumed").exists() and (tmp_path / ".resumed.checkpoint").exists()
+    resumed = train_model(inputs(files), tmp_path / "resumed", SMALL, cfg, resume=True,
+                          progress=False)  # fmt: skip
+    for (k, a), (_, b) in zip(full.diffusion.state_dict().items(),
+                              resumed.diffusion.state_dict().items(), strict=True):  # fmt: skip
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
+
+
+def test_continuous_profiles_one_per_group(tmp_path):
+    """A CMEA-like treatment-level table: one continuous profile per group."""
+    rng = np.random.default_rng(0)
+    n = 24
+    obs = pd.DataFrame(
+        {"Sample_ID": [f"cmp{i}" for i in range(n)]}, index=[f"p{i}" for i in range(n)]
+    )
+    state = rng.normal(size=(n, 3))
+    morph = ad.AnnData(np.tanh(state @ rng.normal(size=(3, 6))).astype(np.float32), obs=obs,
+                       var=pd.DataFrame(index=[f"Cells_F{j}" for j in range(6)]))  # fmt: skip
+    expr = ad.AnnData((state @ rng.normal(size=(3, 9))).astype(np.float32), obs=obs.copy(),
+                      var=pd.DataFrame(index=[f"G{j}" for j in range(9)]))  # fmt: skip
+    morph.write_h5ad(tmp_path / "m.h5ad")
+    expr.write_h5ad(tmp_path / "e.h5ad")
+    cfg = InputConfig(tmp_path / "m.h5ad", tmp_path / "e.h5ad", expression_kind="continuous",
+                      split=SplitConfig("treatment", test=("cmp0", "cmp1")))  # fmt: skip
+    model = train_model(cfg, tmp_path / "model", SMALL, fast(set_size=1), progress=False)
+    gen = model.generate(morph[:2].copy(), n_cells=3, n_steps=3, progress=False)
+    assert gen.shape == (6, 9) and "log1p" not in gen.layers
+    assert np.isfinite(gen.X).all()
+
+
+def test_obsm_embedding_target(tmp_path, files):
+    expr = ad.read_h5ad(files[1])
+    expr.obsm["X_scgpt"] = np.random.default_rng(0).normal(size=(expr.n_obs, 6)).astype(np.float32)
+    expr.write_h5ad(tmp_path / "emb.h5ad")
+    cfg = inputs((files[0], tmp_path / "emb.h5ad"), expression_obsm="X_scgpt")
+    model = train_model(cfg, tmp_path / "model", SMALL, fast(), progress=False)
+    gen = model.generate(ad.read_h5ad(files[0])[:8].copy(), n_cells=2, n_steps=3, progress=False)
+    assert gen.shape == (2, 6) and gen.var_names[0] == "X_scgpt_0"
+
+
+def test_cli_train_generate_and_refusals(tmp_path, files, capsys):
+    m, e = files
+    main(["train", "--morphology", str(m), "--expression", str(e), "--out", str(tmp_path / "md"),
+          "--split", "replicate", "--test", "3", "--max-steps", "4", "--ae-steps", "4",
+          "--batch-size", "8", "--set-size", "3", "--n-latent", "4"])  # fmt: skip
+    main(["generate", "--model", str(tmp_path / "md"), "--morphology", str(m), "--n-cells", "2",
+          "--steps", "3", "--out", str(tmp_path / "g.h5ad")])  # fmt: skip
+    g = ad.read_h5ad(tmp_path / "g.h5ad")
+    assert g.n_obs == 2 * 9 and g.uns["phenoseq"]["n_steps"] == 3
+    # a morphology with different features is refused, and nothing is written
+    morph = ad.read_h5ad(m)
+    morph.var_names = [f"Cells_X{j}" for j in range(morph.n_vars)]
+    morph.write_h5ad(tmp_path / "other.h5ad")
+    with pytest.raises(SystemExit) as exc:
+        main(["generate", "--model", str(tmp_path / "md"), "--morphology",
+              str(tmp_path / "other.h5ad"), "--out", str(tmp_path / "g2.h5ad")])  # fmt: skip
+    assert exc.value.code == 2 and "features" in capsys.readouterr().err
+    assert not (tmp_path / "g2.h5ad").exists()
+    with pytest.raises(SystemExit) as exc:
+        main(["generate", "--model", str(tmp_path / "nomodel"), "--morphology", str(m),
+              "--out", str(tmp_path / "g3.h5ad")])  # fmt: skip
+    assert exc.value.code == 2
