@@ -6,6 +6,8 @@ and exits with code 2 (no traceback).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -17,7 +19,7 @@ from .config import InputConfig
 from .data import SplitConfig, load_paired, summarize
 from .data.features import parse_feature_list
 from .errors import InputError
-from .io import write_json
+from .io import write_h5ad, write_json
 from .report.console import print_summary
 
 app = typer.Typer(
@@ -149,40 +151,148 @@ def input_config(
     )
 
 
+_INPUT_FLAGS = [
+    ("morphology", Morphology, inspect.Parameter.empty),
+    ("expression", Expression, inspect.Parameter.empty),
+    ("morphology_obsm", MorphologyObsm, None),
+    ("features", Features, None),
+    ("platemap", Platemap, None),
+    ("layer", Layer, None),
+    ("expression_obsm", ExpressionObsm, None),
+    ("expression_kind", ExpressionKindOpt, "counts"),
+    ("pair_key", PairKey, "Sample_ID"),
+    ("label_key", LabelKey, None),
+    ("control", Control, None),
+    ("split", SplitKindOpt, "none"),
+    ("replicate_key", ReplicateKey, "Replicate"),
+    ("val", Val, None),
+    ("calib", Calib, None),
+    ("test", Test, None),
+]
+
+
+def with_input_flags(fn):
+    """Give a command the shared input flags; it receives them as one ``inputs: InputConfig``."""
+    sig = inspect.signature(fn, eval_str=True)
+    own = [p for p in sig.parameters.values() if p.name != "inputs"]
+    shared = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann)
+        for name, ann, default in _INPUT_FLAGS
+    ]
+    own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+
+    @functools.wraps(fn)
+    def command(**kwargs):
+        flags = {name: kwargs.pop(name) for name, _, _ in _INPUT_FLAGS}
+        return fn(inputs=input_config(**flags), **kwargs)
+
+    command.__signature__ = sig.replace(parameters=shared + own)
+    del command.__wrapped__  # typer must see the new signature, not the wrapped one
+    return command
+
+
 # ----------------------------------------------------------------------------------------------
 # commands (each: parse, call one library function, print the output path / summary)
 # ----------------------------------------------------------------------------------------------
 
 
 @app.command()
+@with_input_flags
 def validate(
-    morphology: Morphology,
-    expression: Expression,
-    morphology_obsm: MorphologyObsm = None,
-    features: Features = None,
-    platemap: Platemap = None,
-    layer: Layer = None,
-    expression_obsm: ExpressionObsm = None,
-    expression_kind: ExpressionKindOpt = "counts",
-    pair_key: PairKey = "Sample_ID",
-    label_key: LabelKey = None,
-    control: Control = None,
-    split: SplitKindOpt = "none",
-    replicate_key: ReplicateKey = "Replicate",
-    val: Val = None,
-    calib: Calib = None,
-    test: Test = None,
+    inputs: InputConfig,
     out: Annotated[
         Path | None, typer.Option("--out", help="Also write the summary as JSON.")
     ] = None,
 ) -> None:
     """Read, validate, pair and split the inputs; print a summary."""
-    cfg = input_config(**{k: v for k, v in locals().items() if k != "out"})
-    summary = summarize(load_paired(cfg))
+    summary = summarize(load_paired(inputs))
     print_summary(summary)
     if out is not None:
         write_json(summary, out)
         console.print(f"summary written to {out}")
+
+
+@app.command()
+@with_input_flags
+def train(
+    inputs: InputConfig,
+    out: Annotated[Path, typer.Option("--out", help="Model directory to write.")],
+    max_steps: Annotated[int, typer.Option(help="Diffusion training steps.")] = 3000,
+    ae_steps: Annotated[int, typer.Option(help="Autoencoder training steps.")] = 1500,
+    max_minutes: Annotated[
+        float | None, typer.Option(help="Bound on the whole command; training stops early.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Cells per step.")] = 256,
+    set_size: Annotated[int, typer.Option(help="Morphology cells per condition set (N).")] = 16,
+    n_latent: Annotated[int, typer.Option(help="Latent dimension of the autoencoder.")] = 64,
+    n_top_genes: Annotated[
+        int | None, typer.Option(help="Keep the N most variable training genes.")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue a killed run of the same --out.")] = False,
+) -> None:
+    """Train the image-conditioned diffusion model; write a model directory."""
+    from .model import ModelConfig, train_model
+    from .train import TrainConfig
+
+    tcfg = TrainConfig(batch_size=batch_size, set_size=set_size, ae_steps=ae_steps,
+                       max_steps=max_steps, max_minutes=max_minutes, seed=seed)  # fmt: skip
+    model = train_model(inputs, out, ModelConfig(n_latent=n_latent, n_top_genes=n_top_genes), tcfg,
+                        resume=resume)  # fmt: skip
+    early = " (stopped early by --max-minutes)" if model.history.get("stopped_early") else ""
+    console.print(f"model written to {out}{early}")
+
+
+@app.command()
+def generate(
+    model: Annotated[Path, typer.Option("--model", help="Model directory from `phenoseq train`.")],
+    morphology: Morphology,
+    out: Annotated[Path, typer.Option("--out", help="Generated cells (.h5ad) to write.")],
+    n_cells: Annotated[int, typer.Option(help="Cells to generate per pairing group.")] = 100,
+    steps: Annotated[int, typer.Option(help="Sampler steps.")] = 20,
+    guidance: Annotated[
+        float, typer.Option(help="Classifier-free guidance scale (1 = off).")
+    ] = 1.0,
+    sampler: Annotated[str, typer.Option(help="dpmpp_2m | ddim | ddpm.")] = "dpmpp_2m",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    morphology_obsm: MorphologyObsm = None,
+    platemap: Platemap = None,
+) -> None:
+    """Generate expression for every pairing group of new morphology."""
+    from .data import read_morphology
+    from .model import PhenoSeqModel
+
+    if sampler not in ("dpmpp_2m", "ddim", "ddpm"):
+        raise InputError(f"unknown --sampler '{sampler}'.", "use dpmpp_2m, ddim or ddpm")
+    m = PhenoSeqModel.load(model)
+    adata = read_morphology(morphology, obsm_key=morphology_obsm, platemap=platemap)
+    gen = m.generate(adata, n_cells, steps, guidance, sampler, seed)  # type: ignore[arg-type]
+    gen.uns["phenoseq"]["model"] = str(model)
+    write_h5ad(gen, out)
+    console.print(f"{gen.n_obs} cells x {gen.n_vars} genes for "
+                  f"{gen.obs['phenoseq_group'].nunique()} groups written to {out}")  # fmt: skip
+
+
+@app.command()
+def demo(
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for everything the demo writes.")
+    ] = Path("demo_output"),
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same numbers).")] = 0,
+    max_steps: Annotated[int, typer.Option(help="Diffusion training steps.")] = 3000,
+    ae_steps: Annotated[int, typer.Option(help="Autoencoder training steps.")] = 1500,
+) -> None:
+    """Run the pipeline on simulated data; print scores against the held-out replicate."""
+    from .demo import DemoConfig, run_demo
+    from .report.console import print_demo
+    from .train import TrainConfig
+
+    cfg = DemoConfig(
+        seed=seed, train=TrainConfig(seed=seed, max_steps=max_steps, ae_steps=ae_steps)
+    )
+    result = run_demo(out, cfg)
+    print_demo(result, console)
+    console.print(f"outputs in {out}/ (summary.json, model/, generated.h5ad, simulated/)")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -33,3 +33,25 @@ def print_summary(summary: dict, console: Console | None = None) -> None:
     for role, r in summary["roles"].items():
         roles.add_row(role, str(r["groups"]), str(r["labels"]))
     console.print(roles)
+
+
+def print_demo(result: dict, console: Console | None = None) -> None:
+    """Print the demo's held-out scores: energy distances and treatment identification."""
+    console = console or Console()
+    print_summary(result["data"], console)
+    ed = Table(title="energy distance to real held-out cells (30 PCs; lower is better)")
+    for col in ("source", "seen treatments", "unseen treatments"):
+        ed.add_column(col, justify="right")
+    for name, v in result["scores"]["energy_distance"].items():
+        ed.add_row(name, f"{v['seen']:.3f}", f"{v['unseen']:.3f}")
+    console.print(ed)
+    ti = result["scores"]["treatment_identification"]
+    tab = Table(title="treatment identification, held-out replicate (balanced accuracy)")
+    for col in ("imaging", "generated", "imaging + generated", "imaging + real", "gap closure"):
+        tab.add_column(col, justify="right")
+    tab.add_row(*(f"{ti[k]:.3f}" for k in ("imaging", "generated", "imaging_generated",
+                                           "imaging_real", "gap_closure")))  # fmt: skip
+    console.print(tab)
+    s = result["seconds"]
+    console.print(f"time: simulate {s['simulate']:.0f} s, train {s['train']:.0f} s, "
+                  f"total {s['total']:.0f} s")  # fmt: skip
