@@ -9,8 +9,12 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# Tiny tensors: one thread is faster (no OpenMP spin-up) and keeps results reproducible.
+torch.set_num_threads(1)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -60,8 +60,8 @@ class ModelConfig:
     cond_layers: int = 2
     cond_heads: int = 4
     n_tokens: int = 8
-    width: int = 384
-    depth: int = 4
+    width: int = 256
+    depth: int = 3
     use_cross_attention: bool = False
     prediction_type: str = "v_prediction"
     n_train_timesteps: int = 1000
@@ -313,19 +313,19 @@ class PhenoSeqModel:
     def _diffusion_phase(self, store: InMemoryGroupStore, val_store) -> Phase:
         cfg, diff = self.train_config, self.diffusion
 
+        def batch_loss(source, rng, gen) -> torch.Tensor:
+            b = source.pair_batch(rng, cfg.batch_size, cfg.set_size, cfg.targets_per_set)
+            return diff.loss(torch.from_numpy(b.target), torch.from_numpy(b.cells), None, gen,
+                             torch.from_numpy(b.set_index))  # fmt: skip
+
         def loss(rng: np.random.Generator, gen: torch.Generator) -> torch.Tensor:
-            b = store.pair_batch(rng, cfg.batch_size, cfg.set_size)
-            return diff.loss(torch.from_numpy(b.target), torch.from_numpy(b.cells), None, gen)
+            return batch_loss(store, rng, gen)
 
         def val_loss() -> float:
             rng, gen = np.random.default_rng(0), torch.Generator().manual_seed(0)
             diff.eval()
             with torch.no_grad():
-                vals = []
-                for _ in range(4):
-                    b = val_store.pair_batch(rng, cfg.batch_size, cfg.set_size)
-                    vals.append(diff.loss(torch.from_numpy(b.target), torch.from_numpy(b.cells),
-                                          None, gen).item())  # fmt: skip
+                vals = [batch_loss(val_store, rng, gen).item() for _ in range(4)]
             return float(np.mean(vals))
 
         return Phase(

@@ -33,6 +33,7 @@ class TrainConfig:
 
     batch_size: int = 256
     set_size: int = 16
+    targets_per_set: int = 4  # expression cells supervised per sampled morphology set
     lr: float = 1e-3
     ae_lr: float = 2e-3
     weight_decay: float = 1e-4

@@ -18,8 +18,9 @@ class PairBatch:
     """A diffusion batch: ``target`` ``"batch n_target"``, ``cells`` ``"batch n_set n_feat"``."""
 
     target: np.ndarray
-    cells: np.ndarray
-    groups: np.ndarray  # "batch" group index
+    cells: np.ndarray  # "n_sets n_set n_features"
+    set_index: np.ndarray  # "batch": the set of each target row
+    groups: np.ndarray  # "n_sets" group index
 
 
 class InMemoryGroupStore:
@@ -70,18 +71,25 @@ class InMemoryGroupStore:
         """Random expression rows of the store's groups ``"batch n_target"``."""
         return self.expr_x[rng.choice(self._expr_pool, size=batch_size)]
 
-    def pair_batch(self, rng: np.random.Generator, batch_size: int, n_set: int) -> PairBatch:
-        """Groups uniformly, then one expression row and a set of ``n_set`` morphology rows each.
+    def pair_batch(
+        self, rng: np.random.Generator, batch_size: int, n_set: int, targets_per_set: int = 1
+    ) -> PairBatch:
+        """Groups uniformly; per group one set of ``n_set`` morphology rows and
+        ``targets_per_set`` expression rows of that group (sharing a set across several targets
+        makes the condition encoder cheaper per step without changing the pairing).
 
         Sets are drawn without replacement when the group has enough cells, else with it.
         """
-        gs = rng.choice(self.groups, size=batch_size)
-        target = np.empty(batch_size, dtype=np.int64)
-        cells = np.empty((batch_size, n_set), dtype=np.int64)
+        n_sets = -(-batch_size // targets_per_set)
+        gs = rng.choice(self.groups, size=n_sets)
+        cells = np.empty((n_sets, n_set), dtype=np.int64)
+        target = np.empty((n_sets, targets_per_set), dtype=np.int64)
         for i, g in enumerate(gs):
-            target[i] = rng.choice(self._expr_rows[g])
             cells[i] = sample_set(rng, self._morph_rows[g], n_set)
-        return PairBatch(self.expr_x[target], self.morph_x[cells], gs)
+            target[i] = rng.choice(self._expr_rows[g], size=targets_per_set)
+        set_index = np.repeat(np.arange(n_sets), targets_per_set)[:batch_size]
+        rows = target.ravel()[:batch_size]
+        return PairBatch(self.expr_x[rows], self.morph_x[cells], set_index, gs)
 
 
 def sample_set(rng: np.random.Generator, rows: np.ndarray, n_set: int) -> np.ndarray:

@@ -1,34 +1,78 @@
 """Condition encoder: a set of N morphology cells -> condition tokens and a pooled vector.
 
-A per-cell MLP, self-attention blocks without positional encoding (permutation-equivariant,
-a set transformer's SAB) and attention pooling with learned seed vectors (PMA): the output
-does not depend on the order of the cells, and padded cells (``mask=False``) are ignored.
+A per-cell MLP, self-attention blocks without positional encoding (a set transformer's SAB,
+Lee et al. 2019: permutation-equivariant) and pooling by multihead attention with learned
+seed vectors (PMA: permutation-invariant). The outputs do not depend on the order of the
+cells, padded cells (``mask=False``) never reach a valid cell, and N may be 1 or hundreds.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
+from .attention import Attention, feed_forward
+
+
+class ConditionOutput(NamedTuple):
+    """``pooled`` ``"batch d_model"`` and ``tokens`` ``"batch n_tokens d_model"``."""
+
+    pooled: torch.Tensor
+    tokens: torch.Tensor
+
 
 class SetAttentionBlock(nn.Module):
-    def __init__(self, d_model: int, n_heads: int, dropout: float):
-        super().__init__()
-        self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
-        self.mlp = nn.Sequential(
-            nn.Linear(d_model, 2 * d_model), nn.GELU(), nn.Linear(2 * d_model, d_model)
-        )
+    """Pre-norm transformer block over a set: ``x + attn(LN x)``, then ``x + mlp(LN x)``."""
 
-    def forward(self, x: torch.Tensor, pad: torch.Tensor | None) -> torch.Tensor:
-        h = self.norm1(x)
-        x = x + self.attn(h, h, h, key_padding_mask=pad, need_weights=False)[0]
-        return x + self.mlp(self.norm2(x))
+    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0):
+        super().__init__()
+        self.norm_attn, self.norm_mlp = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.attn = Attention(d_model, n_heads, dropout=dropout)
+        self.mlp = feed_forward(d_model, dropout=dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` ``"batch n_set d_model"``, ``mask`` ``"batch n_set"`` -> same shape as ``x``."""
+        x = x + self.attn(self.norm_attn(x), key_mask=mask)
+        return x + self.mlp(self.norm_mlp(x))
+
+
+class PoolingByAttention(nn.Module):
+    """PMA: ``n_seeds`` learned queries attend to the set -> ``"batch n_seeds d_model"``."""
+
+    def __init__(self, d_model: int, n_heads: int, n_seeds: int, dropout: float = 0.0):
+        super().__init__()
+        self.seeds = nn.Parameter(torch.randn(n_seeds, d_model) * d_model**-0.5)
+        self.norm_set, self.norm_mlp = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.attn = Attention(d_model, n_heads, dropout=dropout)
+        self.mlp = feed_forward(d_model, dropout=dropout)
+        self.norm_out = nn.LayerNorm(d_model)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        seeds = self.seeds.unsqueeze(0).expand(len(x), -1, -1)
+        h = seeds + self.attn(seeds, self.norm_set(x), key_mask=mask)
+        return self.norm_out(h + self.mlp(self.norm_mlp(h)))
 
 
 class ConditionEncoder(nn.Module):
-    """``cells`` ``"batch n_set n_features"`` (+ ``mask`` ``"batch n_set"``, True = valid) ->
-    ``tokens`` ``"batch n_tokens d_model"``, ``pooled`` ``"batch d_model"``."""
+    """A set of morphology profiles per group -> condition tokens and a pooled vector.
+
+    Parameters
+    ----------
+    n_features
+        Morphology features per cell.
+    d_model
+        Width of the tokens and of the pooled vector (the denoiser's ``d_cond``).
+    n_heads
+        Attention heads; must divide ``d_model``.
+    n_layers
+        Self-attention blocks over the set (0: cells only interact through the pooling).
+    n_tokens
+        Learned PMA seeds, i.e. output tokens.
+    dropout
+        Dropout in the attention and MLPs.
+    """
 
     def __init__(
         self,
@@ -40,24 +84,51 @@ class ConditionEncoder(nn.Module):
         dropout: float = 0.0,
     ):
         super().__init__()
+        self.n_features, self.d_model, self.n_tokens = n_features, d_model, n_tokens
         self.embed = nn.Sequential(
             nn.Linear(n_features, d_model), nn.GELU(), nn.Linear(d_model, d_model)
         )
         self.blocks = nn.ModuleList(
             SetAttentionBlock(d_model, n_heads, dropout) for _ in range(n_layers)
         )
-        self.seeds = nn.Parameter(torch.randn(n_tokens, d_model) * d_model**-0.5)
-        self.pool = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
-        self.norm = nn.LayerNorm(d_model)
-        self.out = nn.Linear(d_model, d_model)
+        self.pool = PoolingByAttention(d_model, n_heads, n_tokens, dropout)
+        self.to_pooled = nn.Linear(d_model, d_model)
 
-    def forward(self, cells: torch.Tensor, mask: torch.Tensor | None = None):
-        pad = None if mask is None else ~mask.bool()
+    def forward(self, cells: torch.Tensor, mask: torch.Tensor | None = None) -> ConditionOutput:
+        """Encode sets of cells.
+
+        Parameters
+        ----------
+        cells
+            ``"batch n_set n_features"`` morphology profiles (already normalised).
+        mask
+            ``"batch n_set"`` bool, ``True`` = a real cell, ``False`` = padding (groups with
+            fewer than ``n_set`` cells); every group needs at least one real cell. Padding
+            values are ignored, NaN included.
+
+        Returns
+        -------
+        :class:`ConditionOutput` ``(pooled "batch d_model", tokens "batch n_tokens d_model")``.
+        """
+        self._check(cells, mask)
+        if mask is not None:
+            mask = mask.bool()
+            cells = cells.masked_fill(~mask.unsqueeze(-1), 0.0)
         x = self.embed(cells)
         for block in self.blocks:
-            x = block(x, pad)
-        seeds = self.seeds.unsqueeze(0).expand(len(x), -1, -1)
-        tokens = self.norm(
-            self.pool(seeds, x, x, key_padding_mask=pad, need_weights=False)[0] + seeds
-        )
-        return tokens, self.out(tokens.mean(dim=1))
+            x = block(x, mask)
+        tokens = self.pool(x, mask)
+        return ConditionOutput(self.to_pooled(tokens.mean(dim=1)), tokens)
+
+    def _check(self, cells: torch.Tensor, mask: torch.Tensor | None) -> None:
+        if cells.dim() != 3 or cells.shape[-1] != self.n_features:
+            raise ValueError(
+                f"cells must be 'batch n_set n_features' with n_features={self.n_features}, "
+                f"got shape {tuple(cells.shape)}"
+            )
+        if mask is None:
+            return
+        if mask.shape != cells.shape[:2]:
+            raise ValueError(f"mask must be {tuple(cells.shape[:2])}, got {tuple(mask.shape)}")
+        if not bool(mask.any(dim=-1).all()):
+            raise ValueError("every set needs at least one valid cell (mask row all False)")
