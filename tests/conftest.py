@@ -68,3 +68,22 @@ def tiny_files(tmp_path: Path) -> tuple[Path, Path]:
     morph.write_h5ad(m)
     expr.write_h5ad(e)
     return m, e
+
+
+def _small_model():
+    from phenoseq.model import ModelConfig
+
+    return ModelConfig(n_latent=4, ae_hidden=16, ae_layers=1, d_model=16, cond_layers=1,
+                       n_tokens=2, width=32, depth=2, cond_heads=2)  # fmt: skip
+
+
+SMALL = _small_model()
+
+
+def fast(**kw):
+    """A training config of a few steps, for tests that check contracts, not quality."""
+    from phenoseq.train import TrainConfig
+
+    base = dict(batch_size=16, set_size=4, ae_steps=6, max_steps=6, warmup_steps=2,
+                eval_every=3, checkpoint_every=3)  # fmt: skip
+    return TrainConfig(**(base | kw))

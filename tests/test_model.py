@@ -8,21 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import tiny_pair
+from conftest import SMALL, fast, tiny_pair
 from phenoseq.cli import main
 from phenoseq.config import InputConfig
 from phenoseq.data import SplitConfig
-from phenoseq.model import ModelConfig, PhenoSeqModel, train_model
-from phenoseq.train import TrainConfig
-
-SMALL = ModelConfig(n_latent=4, ae_hidden=16, ae_layers=1, d_model=16, cond_layers=1,
-                    n_tokens=2, width=32, depth=2, cond_heads=2)  # fmt: skip
-
-
-def fast(**kw) -> TrainConfig:
-    base = dict(batch_size=16, set_size=4, ae_steps=6, max_steps=6, warmup_steps=2,
-                eval_every=3, checkpoint_every=3)  # fmt: skip
-    return TrainConfig(**(base | kw))
+from phenoseq.model import PhenoSeqModel, train_model
 
 
 @pytest.fixture

@@ -273,6 +273,70 @@ def generate(
                   f"{gen.obs['phenoseq_group'].nunique()} groups written to {out}")  # fmt: skip
 
 
+def _doses(value: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(d) for d in _csv(value))
+    except ValueError as exc:
+        raise InputError(
+            f"--doses '{value}' is not a list of numbers.", "pass e.g. 0.1,1,10"
+        ) from exc
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write (replaced if it exists).")],
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same files).")] = 0,
+    n_treatments: Annotated[
+        int | None, typer.Option(help="Treatments besides DMSO (compound x dose).")
+    ] = None,
+    n_replicates: Annotated[
+        int | None, typer.Option(help="Replicates: train x (R-2), calib, test.")
+    ] = None,
+    n_unseen_compounds: Annotated[
+        int | None, typer.Option(help="Compounds only in the held-out replicates.")
+    ] = None,
+    doses: Annotated[str | None, typer.Option(help="Doses in uM, comma-separated.")] = None,
+    n_cells_per_sample: Annotated[
+        int | None, typer.Option(help="Imaged and sequenced cells per sample (sets both).")
+    ] = None,
+    n_morphology_cells: Annotated[int | None, typer.Option(help="Imaged cells per sample.")] = None,
+    n_expression_cells: Annotated[
+        int | None, typer.Option(help="Sequenced cells per sample.")
+    ] = None,
+    n_truth_cells: Annotated[
+        int | None, typer.Option(help="Truth cells per treatment x replicate.")
+    ] = None,
+    n_genes: Annotated[int | None, typer.Option(help="Genes.")] = None,
+    n_fields: Annotated[int | None, typer.Option(help="Whole fields of view to render.")] = None,
+    features_only: Annotated[
+        bool, typer.Option("--features-only", help="No pixels: surrogate features, streamed.")
+    ] = False,
+    chunk_size: Annotated[
+        int | None, typer.Option(help="Cells generated and written per step.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Simulate a paired dataset with a known answer (defaults: docs/simulator.md)."""
+    from .simulate import SimulatorConfig, summarize_config
+    from .simulate import simulate as run_simulation
+
+    each = n_cells_per_sample  # the per-modality flags win over it
+    flags = {
+        "n_treatments": n_treatments, "n_replicates": n_replicates,
+        "n_unseen_compounds": n_unseen_compounds, "n_truth_cells": n_truth_cells,
+        "n_genes": n_genes, "n_fields": n_fields, "chunk_size": chunk_size,
+        "doses": _doses(doses) if doses else None,
+        "n_morphology_cells": n_morphology_cells if n_morphology_cells is not None else each,
+        "n_expression_cells": n_expression_cells if n_expression_cells is not None else each,
+    }  # fmt: skip
+    config = SimulatorConfig(
+        seed=seed, features_only=features_only, **{k: v for k, v in flags.items() if v is not None}
+    )
+    path = run_simulation(out, config, progress=not quiet)
+    console.print(summarize_config(config), soft_wrap=True, highlight=False)
+    console.print(f"written to {path}", soft_wrap=True, highlight=False)
+
+
 @app.command()
 def demo(
     out: Annotated[
@@ -287,9 +351,9 @@ def demo(
     from .report.console import print_demo
     from .train import TrainConfig
 
-    cfg = DemoConfig(
-        seed=seed, train=TrainConfig(seed=seed, max_steps=max_steps, ae_steps=ae_steps)
-    )
+    # the time bound is a safety net on slow machines; a normal run finishes well before it
+    tcfg = TrainConfig(seed=seed, max_steps=max_steps, ae_steps=ae_steps, max_minutes=7.0)
+    cfg = DemoConfig(seed=seed, train=tcfg)
     result = run_demo(out, cfg)
     print_demo(result, console)
     console.print(f"outputs in {out}/ (summary.json, model/, generated.h5ad, simulated/)")

@@ -1,0 +1,79 @@
+"""Whole fields of view: several rendered cells of one well on a common background, with
+ground-truth nucleus and cell instance labels (for the imaging issue's segmentation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import zarr
+
+from .. import _keys as K
+from .model import morphology_params, sample_state
+from .render import CHANNELS, INTENSITY_SCALE, acquire, blur, compose_field, render_cells
+
+if TYPE_CHECKING:
+    from .core import World
+
+
+def _corners(field_size: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Top-left corners ``(k, 2)`` of cell crops: a jittered grid, about 80% of spots filled."""
+    g = field_size // size
+    spots = np.stack(np.meshgrid(np.arange(g), np.arange(g), indexing="ij"), -1).reshape(-1, 2)
+    keep = rng.random(len(spots)) < 0.8
+    keep[rng.integers(len(spots))] = True
+    jitter = rng.integers(-(size // 8), size // 8 + 1, (int(keep.sum()), 2))
+    return spots[keep] * size + (field_size - g * size) // 2 + jitter
+
+
+def render_field(
+    world: World, t: int, r: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One field of treatment ``t`` in replicate ``r``.
+
+    Returns
+    -------
+    image ``(5, F, F)`` uint8, nuclei and cells ``(F, F)`` int32 instance labels.
+    """
+    c, m = world.config, world.model
+    corners = _corners(c.field_size, c.crop_size, rng)
+    state, _ = sample_state(m, t, r, len(corners), rng)
+    signal, labels = render_cells(morphology_params(m, state, t, r, rng), rng, c.crop_size)
+    image, nuclei, cells = compose_field(signal, labels, corners, c.field_size)
+    image = blur(image[None], np.array([m.blur[r]]))
+    return (
+        acquire(image, m.channel_gain[r][None], m.background[r][None], c.photons, rng)[0],
+        nuclei,
+        cells,
+    )
+
+
+def write_fields(path: str | Path, world: World, rng: np.random.Generator) -> None:
+    """``n_fields`` fields of random samples into a zarr group ``images`` ``(n, 5, F, F)``
+    uint8, ``nuclei`` and ``cells`` ``(n, F, F)`` int32; ``attrs['fields']`` says whose."""
+    c, samples = world.config, world.design.samples
+    n, f = c.n_fields, c.field_size
+    picks = rng.choice(len(samples), size=n, replace=n > len(samples))
+    group = zarr.open_group(str(path), mode="w")
+    images = group.create_array("images", shape=(n, 5, f, f), chunks=(1, 5, f, f), dtype="uint8")
+    nuclei = group.create_array("nuclei", shape=(n, f, f), chunks=(1, f, f), dtype="int32")
+    cells = group.create_array("cells", shape=(n, f, f), chunks=(1, f, f), dtype="int32")
+    meta: list[dict[str, Any]] = []
+    for i, s in enumerate(picks):
+        row = samples.iloc[int(s)]
+        images[i], nuclei[i], cells[i] = render_field(
+            world, int(row["t_index"]), int(row["r_index"]), rng
+        )
+        meta.append(
+            {k: str(row[k]) for k in (K.SAMPLE_ID, K.TREATMENT, K.REPLICATE, K.PLATE, K.WELL)}
+        )
+        meta[-1]["n_cells"] = int(cells[i].max())
+    group.attrs.update(
+        {
+            "channels": list(CHANNELS),
+            "intensity_scale": INTENSITY_SCALE,
+            "fields": meta,
+            "seed": c.seed,
+        }
+    )
