@@ -35,7 +35,8 @@ def main(sim: Path, out: Path, n_treatments: int = 5, n_cells: int = 6) -> None:
     obs = ad.read_h5ad(sim / "morphology.h5ad", backed="r").obs
     crops = zarr.open(str(sim / "crops.zarr"), mode="r")
     crops = crops["images"]  # "n_cells 5 64 64" uint8; "labels" holds the masks
-    treatments = ["DMSO"] + [t for t in obs["Treatment"].unique() if t != "DMSO"][: n_treatments - 1]
+    others = [t for t in obs["Treatment"].unique() if t != "DMSO"]
+    treatments = ["DMSO", *others[: n_treatments - 1]]
     fig, axes = plt.subplots(n_treatments, n_cells, figsize=(1.6 * n_cells, 1.7 * n_treatments))
     for i, t in enumerate(treatments):
         rows = np.flatnonzero((obs["Treatment"] == t).to_numpy())[:n_cells]
