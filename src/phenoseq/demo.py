@@ -18,10 +18,10 @@ from .evaluate.heldout import (
     energy_by_group,
     fit_space,
     identification_suite,
-    log1p_view,
     split_half_by_group,
     train_mean_cells,
 )
+from .evaluate.space import log1p_view
 from .io import write_h5ad, write_json
 from .model import ModelConfig, train_model
 from .simulate import SimulatorConfig, simulate

@@ -31,7 +31,7 @@ from .data.morphology import tidy_obs
 from .data.pairing import PairedData, group_ids
 from .data.store import InMemoryGroupStore, sample_set
 from .errors import InputError
-from .evaluate.space import normalize_log1p
+from .evaluate.space import dense, log1p_view, normalize_log1p
 from .io import atomic_path, sha256_file
 from .nn import (
     EMA,
@@ -95,21 +95,15 @@ class Registry:
 # ----------------------------------------------------------------------------------------------
 
 
-def _dense(x) -> np.ndarray:
-    return np.asarray(x.toarray() if sp.issparse(x) else x)
-
-
 def expression_arrays(adata: ad.AnnData, kind: Kind) -> dict[str, np.ndarray]:
     """The model's view of expression rows: ``log1p`` input, raw ``values`` and ``library``."""
-    if kind == "counts":
-        counts = _dense(adata.X).astype(np.float32)
-        return {
-            "values": counts,
-            "log1p": normalize_log1p(counts).astype(np.float32),
-            "library": counts.sum(axis=1).astype(np.float32),
-        }
-    values = _dense(adata.X).astype(np.float32)
-    return {"values": values, "log1p": values, "library": np.ones(len(values), np.float32)}
+    values = dense(adata.X).astype(np.float32)
+    library = values.sum(axis=1) if kind == "counts" else np.ones(len(values))
+    return {
+        "values": values,
+        "log1p": log1p_view(values, kind).astype(np.float32),
+        "library": library.astype(np.float32),
+    }
 
 
 def top_variable_genes(log1p: np.ndarray, n_top: int) -> np.ndarray:
@@ -193,7 +187,7 @@ class PhenoSeqModel:
         if paired.control is not None:
             ctrl = (morph.obs[K.GROUP].map(paired.groups["is_control"]) == True).to_numpy()  # noqa: E712
             basis = in_train & ctrl if (in_train & ctrl).sum() >= 2 else in_train
-        f_mean, f_std = fit_scaler(_dense(morph.X)[basis])
+        f_mean, f_std = fit_scaler(dense(morph.X)[basis])
         g = paired.groups
         registry = Registry(
             kind=kind, genes=genes, features=list(morph.var_names),
@@ -217,7 +211,7 @@ class PhenoSeqModel:
                 f"features, e.g. {missing[:3]}.",
                 "featurize the new data exactly as the training data (same feature set)",
             )
-        x = _dense(morph[:, self.registry.features].X).astype(np.float32)
+        x = dense(morph[:, self.registry.features].X).astype(np.float32)
         return (x - self.registry.feature_mean) / self.registry.feature_std
 
     def _expression(self, expr: ad.AnnData) -> dict[str, np.ndarray]:

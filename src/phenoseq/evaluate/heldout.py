@@ -14,7 +14,7 @@ import pandas as pd
 
 from .distances import energy_distance, subsample_to
 from .identification import fuse, gap_closure, treatment_identification
-from .space import ExpressionSpace, normalize_log1p
+from .space import ExpressionSpace
 
 
 @dataclass
@@ -27,13 +27,6 @@ class Cells:
 
     def take(self, mask: np.ndarray) -> Cells:
         return Cells(self.x[mask], self.groups[mask], self.labels[mask])
-
-
-def log1p_view(x, kind: str) -> np.ndarray:
-    """The evaluation view of expression values: normalised log1p for counts, else as is."""
-    if kind == "counts":
-        return normalize_log1p(x)
-    return np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
 
 
 def fit_space(train_log1p: np.ndarray, n_pcs: int = 30, seed: int = 0) -> ExpressionSpace:

@@ -68,6 +68,19 @@ def _scale(totals: np.ndarray, target_sum: float) -> np.ndarray:
 _KIND = "phenoseq.ExpressionSpace"
 
 
+def dense(x: np.ndarray | sp.spmatrix) -> np.ndarray:
+    """A dense array of a dense or scipy-sparse matrix."""
+    return np.asarray(x.toarray() if sp.issparse(x) else x)
+
+
+def log1p_view(x: np.ndarray | sp.spmatrix, kind: str) -> np.ndarray:
+    """The analysis view of expression values ``"n_cells n_genes"`` (float64): normalize_total
+    1e4 + log1p for ``kind="counts"``, the values as they are for continuous/embedding kinds."""
+    if kind == "counts":
+        return normalize_log1p(x)
+    return dense(x).astype(np.float64)
+
+
 @dataclass(frozen=True, eq=False)
 class ExpressionSpace:
     """A PCA of log1p expression, fitted on the training cells (mean-centred, not scaled).
