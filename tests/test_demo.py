@@ -11,7 +11,7 @@ from phenoseq.simulate import SimulatorConfig
 
 TINY_SIM = SimulatorConfig(
     n_treatments=6, doses=(1.0,), n_unseen_compounds=1, n_morphology_cells=12,
-    n_expression_cells=16, n_truth_cells=4, n_genes=30, n_fields=1, n_surrogate_cells=64,
+    n_expression_cells=16, n_truth_cells=4, n_genes=40, n_fields=1, n_surrogate_cells=64,
 )  # fmt: skip
 
 
@@ -24,17 +24,21 @@ def test_demo_end_to_end_and_deterministic(tmp_path):
     a = run_demo(tmp_path / "a", tiny(), progress=False)
     for f in ("summary.json", "generated.h5ad", "model/config.json", "simulated/morphology.h5ad"):
         assert (tmp_path / "a" / f).exists(), f
-    ed = a["scores"]["energy_distance"]
-    assert set(ed) == {"model", "train_mean", "split_half"}
-    assert set(ed["model"]) == {"seen", "unseen"}
-    ti = a["scores"]["treatment_identification"]
+    for f in ("metrics.json", "metrics.plots.npz", "report.html", "heldout_expression.h5ad"):
+        assert (tmp_path / "a" / f).exists(), f
+    m = a["metrics"]
+    assert set(m["model"]["energy_distance"]) >= {"seen", "unseen", "all"}
+    ti = m["treatment_identification"]["balanced_accuracy"]
     for k in ("imaging", "generated", "imaging_generated", "imaging_real"):
         assert 0.0 <= ti[k] <= 1.0
     assert a["data"]["roles"]["test"]["groups"] > 0
     b = run_demo(tmp_path / "b", tiny(), progress=False)
-    assert json.dumps(a["scores"], sort_keys=True) == json.dumps(b["scores"], sort_keys=True)
-    on_disk = json.loads((tmp_path / "a" / "summary.json").read_text())
-    assert on_disk["scores"]["energy_distance"]["model"]["seen"] == ed["model"]["seen"]
+    strip = {k: v for k, v in m.items() if k != "provenance"}  # provenance holds timings
+    same = {k: v for k, v in b["metrics"].items() if k != "provenance"}
+    assert json.dumps(strip, sort_keys=True, default=str) == json.dumps(same, sort_keys=True,
+                                                                          default=str)  # fmt: skip
+    on_disk = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert on_disk["model"]["energy_distance"]["seen"] == m["model"]["energy_distance"]["seen"]
 
 
 def test_demo_cli_prints_summary(tmp_path, capsys, monkeypatch):
@@ -43,5 +47,6 @@ def test_demo_cli_prints_summary(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(demo, "DemoConfig", lambda **kw: tiny(kw.get("seed", 0)))
     main(["demo", "--out", str(tmp_path / "d")])
     out = capsys.readouterr().out
-    assert "energy distance" in out and "treatment identification" in out
+    assert "held-out groups of seen treatments" in out and "treatment identification" in out
+    assert "report: " in out and (tmp_path / "d" / "report.html").exists()
     assert (tmp_path / "d" / "summary.json").exists()

@@ -273,6 +273,56 @@ def generate(
                   f"{gen.obs['phenoseq_group'].nunique()} groups written to {out}")  # fmt: skip
 
 
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Option("--model", help="Model directory from `phenoseq train`.")],
+    generated: Annotated[
+        Path, typer.Option("--generated", help="Generated cells (.h5ad) from `phenoseq generate`.")
+    ],
+    expression: Annotated[
+        Path, typer.Option("--expression", help="Real held-out expression (.h5ad).")
+    ],
+    morphology: Annotated[
+        Path, typer.Option("--morphology", help="Real held-out morphology (any reader format).")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="metrics.json to write (plot data goes beside it).")
+    ],
+    train_expression: Annotated[
+        Path | None, typer.Option(help="Training expression, if moved since training.")
+    ] = None,
+    train_morphology: Annotated[
+        Path | None, typer.Option(help="Training morphology, if moved since training.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of subsamples and baseline draws.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Score generated cells against real held-out cells, baselines and the split-half ceiling."""
+    from .evaluate.run import evaluate as run_evaluation
+    from .evaluate.run import plots_path, write_evaluation
+    from .report.console import print_metrics
+
+    ev = run_evaluation(model, generated, expression, morphology, train_expression,
+                        train_morphology, seed=seed, progress=not quiet)  # fmt: skip
+    write_evaluation(ev, out)
+    print_metrics(ev.metrics, console)
+    console.print(f"metrics written to {out} (plot data: {plots_path(out).name})")
+
+
+@app.command()
+def report(
+    metrics: Annotated[
+        Path, typer.Option("--metrics", help="metrics.json of `phenoseq evaluate`.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Self-contained HTML report to write.")],
+) -> None:
+    """Write the HTML report (plots embedded) of an evaluation."""
+    from .report.html import write_report
+
+    write_report(metrics, out)
+    console.print(f"report written to {out}")
+
+
 def _doses(value: str) -> tuple[float, ...]:
     try:
         return tuple(float(d) for d in _csv(value))
@@ -356,7 +406,9 @@ def demo(
     cfg = DemoConfig(seed=seed, train=tcfg)
     result = run_demo(out, cfg)
     print_demo(result, console)
-    console.print(f"outputs in {out}/ (summary.json, model/, generated.h5ad, simulated/)")
+    console.print(f"outputs in {out}/ (simulated/, model/, heldout_*.h5ad, generated.h5ad, "
+                  "metrics.json, summary.json)")  # fmt: skip
+    console.print(f"report: {result['report']}")
 
 
 def main(argv: list[str] | None = None) -> None:

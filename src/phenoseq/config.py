@@ -27,6 +27,22 @@ class InputConfig:
     control: str | None = None
     split: SplitConfig = field(default_factory=SplitConfig)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> InputConfig:
+        """The inverse of :meth:`to_dict` (extra keys, e.g. a recorded sha256, are ignored)."""
+        d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        for k in ("morphology", "expression", "platemap"):
+            if d.get(k) is not None:
+                d[k] = Path(d[k])
+        for k in ("features", "pair_key"):
+            if d.get(k) is not None:
+                d[k] = tuple(d[k])
+        if isinstance(d.get("split"), dict):
+            s = dict(d["split"])
+            d["split"] = SplitConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                        for k, v in s.items()})  # fmt: skip
+        return cls(**d)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}

@@ -73,10 +73,22 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def _strict(obj: Any) -> Any:
+    """``obj`` with NaN/inf floats (which JSON cannot hold) replaced by ``None``."""
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | np.ndarray):
+        return [_strict(v) for v in obj]
+    if isinstance(obj, float | np.floating) and not np.isfinite(obj):
+        return None
+    return obj
+
+
 def write_json(obj: Any, path: str | Path) -> Path:
-    """Write JSON atomically (numpy scalars/arrays and paths converted)."""
+    """Write strict JSON atomically (numpy scalars/arrays and paths converted, NaN -> null)."""
+    text = json.dumps(_strict(obj), indent=2, default=_json_default, allow_nan=False)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+        tmp.write_text(text + "\n")
     return Path(path)
 
 

@@ -595,9 +595,11 @@ def train_model(
     """
     out = Path(out)
     paired = load_paired(inputs)
-    record = inputs.to_dict() | {
-        "sha256": {k: sha256_file(getattr(inputs, k)) for k in ("morphology", "expression")}
-    }
+    record = inputs.to_dict() | {  # absolute paths: `phenoseq evaluate` re-reads them
+        k: str(Path(v).resolve()) for k, v in inputs.to_dict().items()
+        if k in ("morphology", "expression", "platemap") and v is not None
+    }  # fmt: skip
+    record["sha256"] = {k: sha256_file(getattr(inputs, k)) for k in ("morphology", "expression")}
     model = PhenoSeqModel.from_paired(paired, config, train_config, record)
     ckpt = _checkpoint_dir(out)
     if resume and not (ckpt / "state.json").exists():

@@ -199,3 +199,8 @@ class ExpressionSpace:
             genes=None if genes is None else tuple(genes),
             seed=int(d.get("seed", 0)),
         )
+
+
+def fit_space(train_log1p: np.ndarray, n_pcs: int = 30, seed: int = 0) -> ExpressionSpace:
+    """The evaluation PCA, fitted on training log1p expression (``n_pcs`` capped by its size)."""
+    return ExpressionSpace.fit(train_log1p, min(n_pcs, *train_log1p.shape), seed)

@@ -1,0 +1,105 @@
+"""Simple baselines that predict the expression cells of held-out groups from training data only
+(DESIGN.md §4). A generated profile is worth something only if it beats them.
+
+Every baseline returns :class:`Cells` in the log1p gene space (``"n_groups*n_cells n_genes"``)
+with ``n_cells`` rows per held-out group it can predict:
+
+- :func:`train_mean`: random pooled training cells (its pseudo-bulk is the training mean);
+- :func:`lookup`: training cells of the same treatment (seen treatments only);
+- :func:`nearest_group`: the cells of the training group whose mean morphology is closest;
+- :func:`ridge`: ridge regression from mean morphology to pseudo-bulk, with cells drawn around the
+  prediction from the training within-group residual covariance in the evaluation PC space.
+
+The unconditional model (guidance 0) is the fifth baseline; it needs the model, so
+:func:`phenoseq.evaluate.suite.evaluate` generates it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import RidgeCV
+
+from ..errors import InputError
+from .cells import Cells
+from .space import ExpressionSpace
+
+RIDGE_ALPHAS = tuple(10.0 ** np.arange(-2, 5))
+
+
+def _targets(test_labels: pd.Series, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
+    g = np.repeat(test_labels.index.to_numpy().astype(str), n_cells)
+    return g, np.repeat(test_labels.to_numpy().astype(str), n_cells)
+
+
+def _draw(rows: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    return rows[rng.integers(0, len(rows), size=n)]
+
+
+def train_mean(train: Cells, test_labels: pd.Series, n_cells: int, rng) -> Cells:
+    """``n_cells`` random pooled training cells for every held-out group (``test_labels``:
+    group -> label)."""
+    g, lab = _targets(test_labels, n_cells)
+    return Cells(train.x[rng.integers(0, len(train.x), size=len(g))], g, lab)
+
+
+def lookup(train: Cells, test_labels: pd.Series, n_cells: int, rng) -> Cells:
+    """Training cells of the same treatment; groups of unseen treatments get no cells."""
+    seen = test_labels[test_labels.isin(set(train.labels))]
+    rows = [_draw(np.flatnonzero(train.labels == lab), n_cells, rng) for lab in seen]
+    g, lab = _targets(seen, n_cells)
+    x = train.x[np.concatenate(rows)] if rows else train.x[:0]
+    return Cells(x, g, lab)
+
+
+def _morph_means(morph_train: Cells, morph_test: Cells, test_labels: pd.Series):
+    train_m = morph_train.means()
+    test_m = morph_test.means().reindex(test_labels.index.astype(str))
+    if test_m.isna().any().any():
+        missing = test_m.index[test_m.isna().any(axis=1)][:3].tolist()
+        raise InputError(f"held-out group(s) {missing} have no morphology cells.",
+                         "pass the morphology of every held-out group")  # fmt: skip
+    return train_m, test_m
+
+
+def nearest_group(
+    expr_train: Cells, morph_train: Cells, morph_test: Cells, test_labels: pd.Series,
+    n_cells: int, rng,
+) -> Cells:  # fmt: skip
+    """The expression cells of the training group with the nearest mean morphology (Euclidean,
+    on the standardised features of ``morph_*``)."""
+    train_m, test_m = _morph_means(morph_train, morph_test, test_labels)
+    train_m = train_m.loc[train_m.index.isin(set(expr_train.groups))]
+    d = ((test_m.to_numpy()[:, None, :] - train_m.to_numpy()[None, :, :]) ** 2).sum(axis=2)
+    nearest = train_m.index.to_numpy()[np.argmin(d, axis=1)]
+    rows = [_draw(np.flatnonzero(expr_train.groups == n), n_cells, rng) for n in nearest]
+    g, lab = _targets(test_labels, n_cells)
+    return Cells(expr_train.x[np.concatenate(rows)], g, lab)
+
+
+def ridge(
+    expr_train: Cells, morph_train: Cells, morph_test: Cells, test_labels: pd.Series,
+    space: ExpressionSpace, n_cells: int, rng,
+) -> Cells:  # fmt: skip
+    """Ridge from mean morphology to pseudo-bulk, cells drawn around the prediction.
+
+    ``RidgeCV`` (alpha by efficient leave-one-out over :data:`RIDGE_ALPHAS`) is fitted on the
+    training groups: X = mean standardised morphology, Y = mean log1p expression. A predicted
+    cell is ``prediction + e @ components`` with ``e ~ N(0, S)``, ``S`` the covariance of the
+    training cells' deviations from their group mean in the evaluation PC space.
+    """
+    train_m, test_m = _morph_means(morph_train, morph_test, test_labels)
+    bulk = expr_train.means()
+    common = train_m.index.intersection(bulk.index)
+    if len(common) < 3:
+        raise InputError(f"ridge needs 3+ training groups with both modalities, got {len(common)}.",
+                         "train on more treatments")  # fmt: skip
+    fit = RidgeCV(alphas=RIDGE_ALPHAS).fit(train_m.loc[common].to_numpy(), bulk.loc[common])
+    pred = fit.predict(test_m.to_numpy())
+    pcs = space.transform(expr_train.x)
+    resid = pcs - pd.DataFrame(pcs).groupby(expr_train.groups).transform("mean").to_numpy()
+    cov = np.cov(resid, rowvar=False).reshape(space.n_pcs, space.n_pcs)
+    noise = rng.multivariate_normal(np.zeros(space.n_pcs), cov, size=(len(pred), n_cells))
+    x = pred[:, None, :] + noise @ space.components
+    g, lab = _targets(test_labels, n_cells)
+    return Cells(x.reshape(-1, pred.shape[1]), g, lab)

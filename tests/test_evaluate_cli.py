@@ -1,0 +1,170 @@
+"""`phenoseq evaluate` and `phenoseq report` on a tiny demo run: schema, leak check, training-file
+checks, and the report rendered by a real browser (headless chromium)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from phenoseq.cli import main
+from phenoseq.demo import run_demo
+from phenoseq.evaluate.suite import BASELINES, INPUTS, METRICS
+from test_demo import tiny
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("evaluate") / "demo"
+    run_demo(out, tiny(), progress=False)
+    return out
+
+
+def evaluate_args(run: Path, out: Path, **over) -> list[str]:
+    args = {"--model": run / "model", "--generated": run / "generated.h5ad",
+            "--expression": run / "heldout_expression.h5ad",
+            "--morphology": run / "heldout_morphology.h5ad", "--out": out} | over  # fmt: skip
+    return ["evaluate", *(str(x) for kv in args.items() for x in kv), "--quiet"]
+
+
+def test_evaluate_writes_the_documented_schema(run, tmp_path, capsys):
+    out = tmp_path / "metrics.json"
+    main(evaluate_args(run, out))
+    assert "metrics written to" in capsys.readouterr().out
+    m = json.loads(out.read_text())
+    assert set(m["baselines"]) == set(BASELINES)
+    for entry in (m["model"], *m["baselines"].values(), m["ceilings"]["split_half"]):
+        assert set(entry) == set(METRICS)
+        for metric in METRICS:
+            assert {"seen", "unseen", "all"} <= set(entry[metric])
+    assert set(m["treatment_identification"]["balanced_accuracy"]) == set(INPUTS)
+    assert "gap_closure" in m["treatment_identification"]
+    assert {"real", "model", *BASELINES} == set(m["retrieval_map"])
+    seen = m["model"]["energy_distance"]["seen"]
+    assert seen["n"] > 0 and np.isfinite(seen["value"])
+    assert m["model"]["energy_distance"]["unseen"]["n"] > 0  # the simulator's unseen compound
+    assert (tmp_path / "metrics.plots.npz").is_file()
+    # the CLI gives the numbers the demo's library call gave (same seed, same inputs)
+    demo = json.loads((run / "metrics.json").read_text())
+    assert demo["model"]["energy_distance"] == m["model"]["energy_distance"]
+    assert demo["baselines"]["ridge"] == m["baselines"]["ridge"]
+
+
+def test_evaluate_refuses_training_groups(run, tmp_path, capsys):
+    out = tmp_path / "metrics.json"
+    full = run / "simulated" / "expression.h5ad"  # every replicate, training ones included
+    with pytest.raises(SystemExit) as exc:
+        main(evaluate_args(run, out, **{"--expression": full}))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "were in training" in err and "Fix:" in err
+    assert not out.exists() and not (tmp_path / "metrics.plots.npz").exists()
+
+
+def _model_copy(run: Path, tmp_path: Path, edit) -> Path:
+    model = tmp_path / "model"
+    shutil.copytree(run / "model", model)
+    doc = json.loads((model / "config.json").read_text())
+    edit(doc["registry"]["inputs"])
+    (model / "config.json").write_text(json.dumps(doc))
+    return model
+
+
+def test_changed_or_missing_training_files_are_clear_errors(run, tmp_path, capsys):
+    out = tmp_path / "metrics.json"
+
+    def changed(inputs):
+        inputs["sha256"]["expression"] = "0" * 64
+
+    def missing(inputs):
+        inputs["morphology"] = str(tmp_path / "gone.h5ad")
+
+    for edit, message in ((changed, "changed since training"), (missing, "file is missing")):
+        model = _model_copy(run, tmp_path / edit.__name__, edit)
+        with pytest.raises(SystemExit):
+            main(evaluate_args(run, out, **{"--model": model}))
+        err = capsys.readouterr().err
+        assert message in err and "--train-" in err
+        assert not out.exists()
+    # an explicit override replaces the recorded (here missing) file
+    model = _model_copy(run, tmp_path / "override", missing)
+    moved = {"--model": model, "--train-morphology": run / "simulated/morphology.h5ad"}
+    main(evaluate_args(run, out, **moved))
+    assert out.exists()
+
+
+def test_report_needs_only_the_metrics_and_refuses_a_broken_pair(run, tmp_path, capsys):
+    metrics = tmp_path / "m.json"
+    shutil.copy(run / "metrics.json", metrics)
+    with pytest.raises(SystemExit):
+        main(["report", "--metrics", str(metrics), "--out", str(tmp_path / "r.html")])
+    assert "plot data is missing" in capsys.readouterr().err
+    shutil.copy(run / "metrics.plots.npz", tmp_path / "m.plots.npz")
+    main(["report", "--metrics", str(metrics), "--out", str(tmp_path / "r.html")])
+    text = (tmp_path / "r.html").read_text()
+    assert text.count("data:image/png;base64,") == 5 and "src='http" not in text
+    (tmp_path / "m.plots.npz").write_bytes(b"not an npz")
+    with pytest.raises(SystemExit):
+        main(["report", "--metrics", str(metrics), "--out", str(tmp_path / "r2.html")])
+    assert "sha256 differs" in capsys.readouterr().err
+    assert not (tmp_path / "r2.html").exists()
+
+
+# ------------------------------------------------------------------------- browser rendering
+
+BBOX_SCRIPT = """<script>
+document.body.setAttribute('data-height', document.documentElement.scrollHeight);
+for (const f of document.querySelectorAll('figure.plot')) {
+  const r = f.querySelector('img').getBoundingClientRect();
+  const ok = f.querySelector('img').complete && f.querySelector('img').naturalWidth > 0;
+  f.setAttribute('data-bbox', [r.left, r.top + window.scrollY, r.width, r.height, ok].join(','));
+}
+</script>"""
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _browser(exe: str, *args: str) -> subprocess.CompletedProcess:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+             "--force-device-scale-factor=1", "--virtual-time-budget=5000"]  # fmt: skip
+    return subprocess.run([exe, *flags, *args], capture_output=True, text=True, timeout=120,
+                          check=True)  # fmt: skip
+
+
+def test_report_renders_in_a_real_browser(run, tmp_path):
+    exe = _chromium()
+    if exe is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed; .ci/run must install it (apt-get install "
+                        "chromium)")  # fmt: skip
+        pytest.skip("chromium not installed (CI installs it)")
+    from PIL import Image
+
+    page = tmp_path / "probe.html"
+    page.write_text((run / "report.html").read_text().replace("</body>", BBOX_SCRIPT + "</body>"))
+    width = 1400
+    dom = _browser(exe, f"--window-size={width},1000", "--dump-dom", page.as_uri()).stdout
+    height = int(dom.split('data-height="')[1].split('"')[0])
+    boxes = [b.split('"')[0] for b in dom.split('data-bbox="')[1:]]
+    assert len(boxes) == 5, dom[:500]
+    shot = tmp_path / "shot.png"
+    _browser(exe, f"--window-size={width},{height}", f"--screenshot={shot}", page.as_uri())
+    img = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    for box in boxes:
+        left, top, w, h, ok = box.split(",")
+        assert ok == "true", f"an image did not decode: {box}"
+        x0, y0 = int(float(left)), int(float(top))
+        area = img[y0 : y0 + int(float(h)), x0 : x0 + int(float(w))]
+        assert area.shape[0] > 100 and area.shape[1] > 300, box
+        ink = (area < 200).mean()  # share of non-white pixels: axes, bars, points, text
+        assert ink > 0.02 and area.std() > 20, f"blank plot area at {box}: ink {ink:.3f}"
