@@ -105,7 +105,9 @@ def test_report_needs_only_the_metrics_and_refuses_a_broken_pair(run, tmp_path, 
         main(["report", "--metrics", str(metrics), "--out", str(tmp_path / "r.html")])
     assert "plot data is missing" in capsys.readouterr().err
     shutil.copy(run / "metrics.plots.npz", tmp_path / "m.plots.npz")
-    main(["report", "--metrics", str(metrics), "--out", str(tmp_path / "r.html")])
+    main(["report", "--metrics", str(metrics), "--out", str(tmp_path / "r.html"), "--figures",
+          str(tmp_path / "figs")])  # fmt: skip
+    assert len(list((tmp_path / "figs").glob("*.png"))) == 5
     text = (tmp_path / "r.html").read_text()
     assert text.count("data:image/png;base64,") == 5 and "src='http" not in text
     (tmp_path / "m.plots.npz").write_bytes(b"not an npz")

@@ -315,12 +315,15 @@ def report(
         Path, typer.Option("--metrics", help="metrics.json of `phenoseq evaluate`.")
     ],
     out: Annotated[Path, typer.Option("--out", help="Self-contained HTML report to write.")],
+    figures: Annotated[
+        Path | None, typer.Option(help="Also write each plot as a PNG into this folder.")
+    ] = None,
 ) -> None:
     """Write the HTML report (plots embedded) of an evaluation."""
     from .report.html import write_report
 
-    write_report(metrics, out)
-    console.print(f"report written to {out}")
+    write_report(metrics, out, figures)
+    console.print(f"report written to {out}" + (f" (PNGs in {figures})" if figures else ""))
 
 
 def _doses(value: str) -> tuple[float, ...]:

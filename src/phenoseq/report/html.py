@@ -145,10 +145,22 @@ def render(metrics: dict, plots: dict[str, np.ndarray]) -> str:
     return "\n".join(parts)
 
 
-def write_report(metrics_path: str | Path, out: str | Path) -> Path:
-    """Read ``metrics.json`` (and its plot data) and write the self-contained HTML report."""
+def write_report(
+    metrics_path: str | Path, out: str | Path, figures: str | Path | None = None
+) -> Path:
+    """Read ``metrics.json`` (and its plot data) and write the self-contained HTML report.
+
+    ``figures``: also write every plot as ``<id>.png`` into this folder (e.g. for a paper).
+    """
+    from .plots import FIGURES, draw
+
     metrics, plots = read_metrics(metrics_path)
     text = render(metrics, plots)
+    if figures is not None:
+        with atomic_path(figures, is_dir=True) as tmp:
+            for fig_id in FIGURES:
+                data, _, _ = _png(draw(fig_id, metrics, plots))
+                (tmp / f"{fig_id}.png").write_bytes(base64.b64decode(data))
     with atomic_path(out) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(out)
