@@ -229,6 +229,14 @@ def train(
     n_top_genes: Annotated[
         int | None, typer.Option(help="Keep the N most variable training genes.")
     ] = None,
+    batch_key: Annotated[
+        str,
+        typer.Option(
+            help="Normalise morphology per batch (this obs column) against its control "
+            "cells; auto = the replicate column when every batch has controls; none = one "
+            "scaler from the training controls."
+        ),
+    ] = "none",
     resume: Annotated[bool, typer.Option(help="Continue a killed run of the same --out.")] = False,
 ) -> None:
     """Train the image-conditioned diffusion model; write a model directory."""
@@ -237,8 +245,8 @@ def train(
 
     tcfg = TrainConfig(batch_size=batch_size, set_size=set_size, ae_steps=ae_steps,
                        max_steps=max_steps, max_minutes=max_minutes, seed=seed)  # fmt: skip
-    model = train_model(inputs, out, ModelConfig(n_latent=n_latent, n_top_genes=n_top_genes), tcfg,
-                        resume=resume)  # fmt: skip
+    mcfg = ModelConfig(n_latent=n_latent, n_top_genes=n_top_genes, batch_key=batch_key)
+    model = train_model(inputs, out, mcfg, tcfg, resume=resume)
     early = " (stopped early by --max-minutes)" if model.history.get("stopped_early") else ""
     console.print(f"model written to {out}{early}")
 
@@ -255,6 +263,10 @@ def generate(
     ] = 1.0,
     sampler: Annotated[str, typer.Option(help="dpmpp_2m | ddim | ddpm.")] = "dpmpp_2m",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    set_size: Annotated[
+        int | None,
+        typer.Option(help="Morphology cells per condition set (default: the training N)."),
+    ] = None,
     morphology_obsm: MorphologyObsm = None,
     platemap: Platemap = None,
 ) -> None:
@@ -266,7 +278,7 @@ def generate(
         raise InputError(f"unknown --sampler '{sampler}'.", "use dpmpp_2m, ddim or ddpm")
     m = PhenoSeqModel.load(model)
     adata = read_morphology(morphology, obsm_key=morphology_obsm, platemap=platemap)
-    gen = m.generate(adata, n_cells, steps, guidance, sampler, seed)  # type: ignore[arg-type]
+    gen = m.generate(adata, n_cells, steps, guidance, sampler, seed, set_size=set_size)  # type: ignore[arg-type]
     gen.uns["phenoseq"]["model"] = str(model)
     write_h5ad(gen, out)
     console.print(f"{gen.n_obs} cells x {gen.n_vars} genes for "

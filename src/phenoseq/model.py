@@ -28,6 +28,7 @@ from . import _keys as K
 from .config import InputConfig
 from .data import load_paired
 from .data.morphology import tidy_obs
+from .data.normalize import MIN_CONTROLS, control_standardize
 from .data.pairing import PairedData, group_ids
 from .data.store import InMemoryGroupStore, sample_set
 from .errors import InputError
@@ -67,6 +68,9 @@ class ModelConfig:
     n_train_timesteps: int = 1000
     cond_drop_prob: float = 0.1
     n_top_genes: int | None = None
+    # morphology normalisation: z-score against the control cells of each batch (this obs
+    # column); "auto" = the split's replicate column when every batch has control cells
+    batch_key: str | None = None
 
 
 @dataclass
@@ -88,6 +92,7 @@ class Registry:
     group_labels: list[str]
     group_roles: list[str]
     inputs: dict
+    batch_key: str | None = None  # per-batch control normalisation of morphology (None: global)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -188,6 +193,7 @@ class PhenoSeqModel:
             ctrl = (morph.obs[K.GROUP].map(paired.groups["is_control"]) == True).to_numpy()  # noqa: E712
             basis = in_train & ctrl if (in_train & ctrl).sum() >= 2 else in_train
         f_mean, f_std = fit_scaler(dense(morph.X)[basis])
+        batch_key = _batch_key(config.batch_key, paired)
         g = paired.groups
         registry = Registry(
             kind=kind, genes=genes, features=list(morph.var_names),
@@ -197,7 +203,7 @@ class PhenoSeqModel:
             pair_key=list(paired.pair_key), label_key=paired.label_key, control=paired.control,
             split=paired.split.to_dict(), group_names=g.index.tolist(),
             group_labels=g["label"].astype(str).tolist(), group_roles=g["role"].tolist(),
-            inputs=inputs or {},
+            inputs=inputs or {}, batch_key=batch_key,
         )  # fmt: skip
         return cls(registry, config, train_config)
 
@@ -211,8 +217,20 @@ class PhenoSeqModel:
                 f"features, e.g. {missing[:3]}.",
                 "featurize the new data exactly as the training data (same feature set)",
             )
-        x = dense(morph[:, self.registry.features].X).astype(np.float32)
-        return (x - self.registry.feature_mean) / self.registry.feature_std
+        reg = self.registry
+        x = dense(morph[:, reg.features].X).astype(np.float32)
+        if reg.batch_key is None:
+            return (x - reg.feature_mean) / reg.feature_std
+        for col in (reg.batch_key, reg.label_key):
+            if col not in morph.obs:
+                raise InputError(
+                    f"morphology has no '{col}' column; the model normalises features per "
+                    f"'{reg.batch_key}' against its '{reg.control}' cells.",
+                    f"add the '{col}' column (e.g. with --platemap)",
+                )
+        is_control = (morph.obs[reg.label_key].astype(str) == reg.control).to_numpy()
+        return control_standardize(x, morph.obs[reg.batch_key].to_numpy(), is_control,
+                                   reg.feature_std, reg.batch_key, str(reg.control))  # fmt: skip
 
     def _expression(self, expr: ad.AnnData) -> dict[str, np.ndarray]:
         missing = [g for g in self.registry.genes if g not in expr.var_names]
@@ -414,12 +432,15 @@ class PhenoSeqModel:
         guidance: float = 1.0,
         sampler: SamplerName = "dpmpp_2m",
         batch_size: int = 1024,
+        set_size: int | None = None,
     ) -> np.ndarray:
         """``n_cells`` standardised latents ``"n_cells n_latent"`` for one group's cells.
 
         Every generated cell is conditioned on its own random set of ``set_size`` of ``cells``
-        (as in training), so the spread of the output reflects the group, not one set.
+        (default: the training set size), so the spread of the output reflects the group, not
+        one set.
         """
+        n_set = set_size or self.train_config.set_size
         self.diffusion.eval()
         scheduler = make_scheduler(sampler, n_train_timesteps=self.config.n_train_timesteps,
                                    prediction_type=self.config.prediction_type)  # fmt: skip
@@ -427,7 +448,7 @@ class PhenoSeqModel:
         rows = np.arange(len(cells))
         for lo in range(0, n_cells, batch_size):
             b = min(batch_size, n_cells - lo)
-            idx = np.stack([sample_set(rng, rows, self.train_config.set_size) for _ in range(b)])
+            idx = np.stack([sample_set(rng, rows, n_set) for _ in range(b)])
             pooled, tokens = self.diffusion.encode_condition(torch.from_numpy(cells[idx]), None)
             out.append(
                 self.diffusion.sample(pooled, tokens, scheduler, n_steps, guidance, generator)
@@ -444,8 +465,12 @@ class PhenoSeqModel:
         sampler: SamplerName = "dpmpp_2m",
         seed: int = 0,
         progress: bool = True,
+        set_size: int | None = None,
     ) -> ad.AnnData:
         """Generate ``n_cells`` expression profiles for every pairing group of ``morphology``.
+
+        ``set_size``: morphology cells each generated cell is conditioned on (default: the
+        training set size).
 
         Returns
         -------
@@ -465,8 +490,9 @@ class PhenoSeqModel:
         xs, logs, zs, obs_rows = [], [], [], []
         for g in tqdm(sorted(set(groups)), desc="generate", disable=not progress):
             rows = np.flatnonzero(groups == g)
-            z = torch.from_numpy(self.sample_latents(morph_x[rows], n_cells, rng, gen, n_steps,
-                                                     guidance, sampler))  # fmt: skip
+            z = self.sample_latents(morph_x[rows], n_cells, rng, gen, n_steps, guidance, sampler,
+                                    set_size=set_size)  # fmt: skip
+            z = torch.from_numpy(z)
             gi = known.get(g)
             if gi is None or not len(self._library_pool(gi)):
                 gi = self._nearest_training_group(self.condition_embedding(morph_x[rows], rng))
@@ -490,6 +516,7 @@ class PhenoSeqModel:
         out.uns[K.UNS] = {
             "sampler": sampler, "n_steps": n_steps, "guidance": guidance, "seed": seed,
             "n_cells_per_group": n_cells, "expression_kind": reg.kind, "version": __version__,
+            "set_size": set_size or self.train_config.set_size,
         }  # fmt: skip
         return out
 
@@ -551,6 +578,33 @@ class PhenoSeqModel:
         model.autoencoder.eval()
         model.diffusion.eval()
         return model
+
+
+def _batch_key(requested: str | None, paired: PairedData) -> str | None:
+    """The obs column to normalise morphology per batch by, or None for one global scaler."""
+    if requested in (None, "none"):
+        return None
+    obs = paired.morphology.obs
+    auto = requested == "auto"
+    key = paired.split.config.replicate_key if auto else requested
+    if key not in obs or paired.control is None:
+        if auto:
+            return None
+        raise InputError(
+            f"--batch-key {key}: " + ("no such morphology column." if key not in obs
+                                      else "per-batch normalisation needs --control."),
+            "pass an existing column and --control, or --batch-key none",
+        )  # fmt: skip
+    ctrl = obs[paired.label_key].astype(str) == paired.control
+    per_batch = ctrl.groupby(obs[key].astype(str).to_numpy()).sum()
+    if (per_batch < MIN_CONTROLS).any():
+        if auto:
+            return None
+        bad = per_batch.index[per_batch < MIN_CONTROLS][:3].tolist()
+        raise InputError(f"--batch-key {key}: batch(es) {bad} have no '{paired.control}' cells.",
+                         "pass a batch column whose batches all hold controls, or "
+                         "--batch-key none")  # fmt: skip
+    return key
 
 
 def _strip(d: dict, prefix: str) -> dict:
