@@ -219,3 +219,14 @@ def test_cli_simulate_and_bad_parameter(tmp_path, capsys):
     assert exc.value.code == 2
     assert "n_treatments" in capsys.readouterr().err
     assert not bad.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["cli"]
+
+
+def test_tiny_libraries_never_give_empty_cells(tmp_path):
+    # with ~2 UMIs per cell many cells would be drawn empty; like cell calling, none are kept
+    cfg = TINY.replace(median_umis=2.0, features_only=True, n_expression_cells=40)
+    out = simulate(tmp_path / "low", cfg)
+    x = ad.read_h5ad(out / "expression.h5ad").X
+    assert np.asarray(x.sum(axis=1)).min() >= 1
+    from phenoseq.data import read_expression
+
+    read_expression(out / "expression.h5ad")  # passes the count checks

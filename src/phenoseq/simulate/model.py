@@ -180,11 +180,24 @@ def expression_mean(
 def sample_counts(
     model: GroundTruthModel, state: np.ndarray, t: int, r: int, rng: np.random.Generator
 ) -> sp.csr_matrix:
-    """Negative-binomial UMI counts ``(n, G)`` (CSR float32, integer-valued), gamma-Poisson."""
+    """Negative-binomial UMI counts ``(n, G)`` (CSR float32, integer-valued), gamma-Poisson.
+
+    Like cell calling, a sequenced cell has at least one UMI: the rare cell drawn with none
+    (a very small library) is redrawn up to 10 times, then given one UMI of its most expected
+    gene. Seeds without such cells consume the random stream exactly as before.
+    """
     mu = expression_mean(model, state, t, r, rng)
     theta = np.broadcast_to(model.theta.astype(np.float32), mu.shape)
     lam = rng.standard_gamma(theta, dtype=np.float32) * (mu / model.theta)
-    return sp.csr_matrix(rng.poisson(lam).astype(np.float32))
+    counts = rng.poisson(lam).astype(np.float32)
+    for _ in range(10):
+        empty = np.flatnonzero(counts.sum(axis=1) == 0)
+        if not len(empty):
+            break
+        counts[empty] = rng.poisson(lam[empty]).astype(np.float32)
+    empty = np.flatnonzero(counts.sum(axis=1) == 0)
+    counts[empty, np.argmax(mu[empty], axis=1)] = 1.0
+    return sp.csr_matrix(counts)
 
 
 def morphology_raw(model: GroundTruthModel, state: np.ndarray, t: int, r: int) -> np.ndarray:
