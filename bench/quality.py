@@ -151,6 +151,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench/out/quality"))
     ap.add_argument("--max-steps", type=int, default=3000)
     ap.add_argument("--ae-steps", type=int, default=1500)
+    ap.add_argument("--set-size", type=int, default=16, help="Training condition set size N.")
     ap.add_argument("--reuse", action="store_true", help="Reuse finished seeds in --out.")
     args = ap.parse_args()
     rows = []
@@ -159,7 +160,9 @@ def main() -> None:
         if args.reuse and (folder / "metrics.json").exists():
             metrics = json.loads((folder / "metrics.json").read_text())
         else:
-            tcfg = TrainConfig(seed=seed, max_steps=args.max_steps, ae_steps=args.ae_steps)
+            tcfg = TrainConfig(
+                seed=seed, max_steps=args.max_steps, ae_steps=args.ae_steps, set_size=args.set_size
+            )
             run_demo(folder, DemoConfig(seed=seed, train=tcfg), progress=False)
             metrics = json.loads((folder / "metrics.json").read_text())
         rows.append(per_seed(metrics))

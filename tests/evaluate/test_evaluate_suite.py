@@ -140,3 +140,17 @@ def test_score_is_deterministic(world):
 
 def test_baseline_names_are_the_documented_ones():
     assert BASELINES == ("train_mean", "lookup", "nearest_group", "ridge", "unconditional")
+
+
+def test_degenerate_groups_do_not_break_the_scores(world):
+    # a held-out group whose cells are mostly identical (e.g. a treatment that empties the
+    # library): the median distance is 0, the MMD bandwidth falls back to the mean distance
+    data, perfect = world
+    x = data.expr_test.x.copy()
+    rows = np.flatnonzero(data.expr_test.groups == "T1_R3")
+    x[rows[:-3]] = x[rows[0]]
+    degenerate = Cells(x, data.expr_test.groups, data.expr_test.labels)
+    d2 = EvaluationData(data.expr_train, data.morph_train, degenerate, data.morph_test,
+                        data.genes, data.control)  # fmt: skip
+    m = score(d2, {"model": perfect}, fit_space(data.expr_train.x, n_pcs=10), k=10).metrics
+    assert np.isfinite(m["model"]["mmd_rbf"]["per_group"]["T1_R3"])

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy.spatial.distance import pdist
 
 from ..errors import InputError
 from .cells import Cells
@@ -105,7 +106,7 @@ def _per_group(
         m_r, m_p = r.mean(axis=0), p.mean(axis=0)
         row = {
             "energy_distance": energy_distance(pp, rp),
-            "mmd_rbf": mmd_rbf(pp, rp, bandwidth[g]),
+            "mmd_rbf": mmd_rbf(pp, rp, bandwidth[g]) if bandwidth[g] > 0 else float("nan"),
             "pearson_pseudobulk": pearson(m_p, m_r),
         }
         is_control = real.labels[real.groups == g][0] == control_label
@@ -156,6 +157,15 @@ def _summarize(
             entry[s] = {"value": float("nan"), "n": len(keep)}
     out["r2_per_gene_median"] = entry
     return out, r2_all
+
+
+def _bandwidth(x: np.ndarray) -> float:
+    """The median heuristic; for a group whose cells are mostly identical (e.g. very low counts)
+    the mean pairwise distance instead, and 0 (MMD undefined) if all cells are identical."""
+    try:
+        return median_bandwidth(x)
+    except InputError:
+        return float(pdist(x).mean())
 
 
 def _split_halves(real: Cells, rng: np.random.Generator) -> tuple[Cells, Cells]:
@@ -282,7 +292,7 @@ def score(
         return "seen" if test_labels[g] in seen else "unseen"
 
     real_pcs = space.transform(real.x)
-    bandwidth = {g: median_bandwidth(real_pcs[real.groups == g]) for g in test_labels.index
+    bandwidth = {g: _bandwidth(real_pcs[real.groups == g]) for g in test_labels.index
                  if (real.groups == g).sum() >= 2}  # fmt: skip
     control, control_source = _control_cells(data)
     metrics: dict = {"model": {}, "baselines": {}, "ceilings": {}}
