@@ -170,3 +170,20 @@ def test_report_renders_in_a_real_browser(run, tmp_path):
         assert area.shape[0] > 100 and area.shape[1] > 300, box
         ink = (area < 200).mean()  # share of non-white pixels: axes, bars, points, text
         assert ink > 0.02 and area.std() > 20, f"blank plot area at {box}: ink {ink:.3f}"
+
+
+def test_generated_cells_must_cover_every_held_out_group(run, tmp_path, capsys):
+    import anndata as ad
+
+    gen = ad.read_h5ad(run / "generated.h5ad")
+    first = gen.obs["phenoseq_group"].iloc[0]
+    gen[gen.obs["phenoseq_group"] != first].copy().write_h5ad(tmp_path / "partial.h5ad")
+    with pytest.raises(SystemExit):
+        main(evaluate_args(run, tmp_path / "m.json", **{"--generated": tmp_path / "partial.h5ad"}))
+    err = capsys.readouterr().err
+    assert "no generated cells for 1 held-out group" in err and "phenoseq generate" in err
+    gen[:, gen.var_names[:-1]].copy().write_h5ad(tmp_path / "genes.h5ad")
+    with pytest.raises(SystemExit):
+        main(evaluate_args(run, tmp_path / "m.json", **{"--generated": tmp_path / "genes.h5ad"}))
+    assert "lacks 1 of the model's genes" in capsys.readouterr().err
+    assert not (tmp_path / "m.json").exists()
