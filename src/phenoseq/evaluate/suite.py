@@ -22,7 +22,7 @@ from .deg import deg_overlap
 from .distances import energy_distance, median_bandwidth, mmd_rbf, subsample_to
 from .identification import fuse, gap_closure, treatment_identification
 from .profiles import pearson, pearson_delta, r2_per_gene
-from .retrieval import average_precision
+from .retrieval import map_per_label, mean_average_precision
 from .space import ExpressionSpace
 
 # metric -> whether lower is better (the report and the console use this)
@@ -205,9 +205,9 @@ def _identification(
 
     tests = {"imaging": m_te, "generated": gen, "imaging_generated": fused(m_te, gen),
              "imaging_real": fused(m_te, e_te)}  # fmt: skip
-    trains = {"imaging": m_tr, "generated": e_tr, "imaging_generated": fused(m_tr, e_tr),
-              "imaging_real": None}  # fmt: skip
-    trains["imaging_real"] = trains["imaging_generated"]
+    fused_train = fused(m_tr, e_tr)  # one classifier for both fused inputs
+    trains = {"imaging": m_tr, "generated": e_tr, "imaging_generated": fused_train,
+              "imaging_real": fused_train}  # fmt: skip
     out: dict = {"balanced_accuracy": {}, "unseen_retrieval_map": {}}
     plots: dict[str, np.ndarray] = {}
     for name in INPUTS:
@@ -221,12 +221,10 @@ def _identification(
         else:
             out["balanced_accuracy"][name] = float("nan")
         unseen = tests[name].take(~np.isin(tests[name].labels, list(seen)))
-        if len(np.unique(unseen.labels)) >= 2:
-            ap = average_precision(unseen.x, unseen.labels)
-            per_label = pd.Series(ap).groupby(unseen.labels).mean().dropna()
-            out["unseen_retrieval_map"][name] = float(per_label.mean())
-        else:
-            out["unseen_retrieval_map"][name] = float("nan")
+        out["unseen_retrieval_map"][name] = (
+            mean_average_precision(unseen.x, unseen.labels)
+            if len(np.unique(unseen.labels)) >= 2 else float("nan")
+        )  # fmt: skip
     for key, scores in (("gap_closure", out["balanced_accuracy"]),
                         ("unseen_gap_closure", out["unseen_retrieval_map"])):  # fmt: skip
         out[key] = gap_closure(scores["imaging"], scores["imaging_generated"],
@@ -245,8 +243,7 @@ def _retrieval(
         pop = pop.per_group(n_cells, rng)
         entry = {s: float("nan") for s in SUBSETS}
         if len(np.unique(pop.labels)) >= 2:
-            ap = average_precision(pop.x, pop.labels)
-            per_label = pd.Series(ap).groupby(pop.labels).mean().dropna()
+            per_label = map_per_label(pop.x, pop.labels)
             is_seen = per_label.index.isin(list(seen))
             for s, mask in (("seen", is_seen), ("unseen", ~is_seen),
                             ("all", np.ones(len(per_label), bool))):  # fmt: skip

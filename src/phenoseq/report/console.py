@@ -35,14 +35,13 @@ def print_summary(summary: dict, console: Console | None = None) -> None:
     console.print(roles)
 
 
-def _fmt(v) -> str:
-    return "-" if v is None or v != v else f"{v:.3f}"
-
-
 def print_metrics(metrics: dict, console: Console | None = None) -> None:
     """Print an evaluation: every method's metrics (seen / unseen) and treatment identification."""
     from ..evaluate.suite import BASELINES, METRICS
-    from .plots import LABELS, method_entry, value
+    from .plots import LABELS, fmt, method_entry, value
+
+    def _fmt(v) -> str:
+        return fmt(v, "-")
 
     console = console or Console()
     short = {"energy_distance": "ED", "mmd_rbf": "MMD", "pearson_pseudobulk": "r bulk",

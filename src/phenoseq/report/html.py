@@ -67,13 +67,9 @@ def _png(fig) -> tuple[str, int, int]:
     return base64.b64encode(buf.getvalue()).decode(), int(w), int(h)
 
 
-def _fmt(v) -> str:
-    return "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.3f}"
-
-
 def metrics_table(metrics: dict) -> str:
     """The HTML table: one row per method, seen / unseen value of every metric."""
-    from .plots import LABELS, method_entry, value
+    from .plots import LABELS, fmt, method_entry, value
 
     methods = ("model", *BASELINES, "split_half")
     head = "".join(f"<th colspan=2>{html.escape(m)}<br>({'↓' if low else '↑'})</th>"
@@ -91,23 +87,23 @@ def metrics_table(metrics: dict) -> str:
                 finite = [o for o in others if np.isfinite(o)]
                 best = (name != "split_half" and np.isfinite(v) and finite
                         and v == (min(finite) if low else max(finite)))  # fmt: skip
-                cells.append(f"<td{' class=best' if best else ''}>{_fmt(v)}</td>")
+                cells.append(f"<td{' class=best' if best else ''}>{fmt(v)}</td>")
         rows.append(f"<tr><td>{html.escape(LABELS[name])}</td>{''.join(cells)}</tr>")
     return (f"<table><tr><th rowspan=2>method</th>{head}</tr><tr>{sub}</tr>"
             f"{''.join(rows)}</table>")  # fmt: skip
 
 
 def _identification_table(metrics: dict) -> str:
-    from .plots import LABELS
+    from .plots import LABELS, fmt
 
     ti = metrics["treatment_identification"]
     rows = "".join(
-        f"<tr><td>{LABELS[i]}</td><td>{_fmt(ti['balanced_accuracy'].get(i))}</td>"
-        f"<td>{_fmt(ti['unseen_retrieval_map'].get(i))}</td></tr>"
+        f"<tr><td>{LABELS[i]}</td><td>{fmt(ti['balanced_accuracy'].get(i))}</td>"
+        f"<td>{fmt(ti['unseen_retrieval_map'].get(i))}</td></tr>"
         for i in ti["balanced_accuracy"]
     )
-    rows += (f"<tr><td>gap closure</td><td>{_fmt(ti.get('gap_closure'))}</td>"
-             f"<td>{_fmt(ti.get('unseen_gap_closure'))}</td></tr>")  # fmt: skip
+    rows += (f"<tr><td>gap closure</td><td>{fmt(ti.get('gap_closure'))}</td>"
+             f"<td>{fmt(ti.get('unseen_gap_closure'))}</td></tr>")  # fmt: skip
     return ("<table><tr><th>input</th><th>seen: balanced accuracy</th>"
             f"<th>unseen: retrieval mAP</th></tr>{rows}</table>")  # fmt: skip
 

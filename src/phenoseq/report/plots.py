@@ -40,6 +40,11 @@ def value(metrics: dict, name: str, metric: str, subset: str) -> float:
     return float("nan") if v is None else float(v)
 
 
+def fmt(v, missing: str = "–") -> str:
+    """A metric value with 3 decimals; ``missing`` for None (null in JSON) or NaN/inf."""
+    return missing if v is None or not np.isfinite(v) else f"{v:.3f}"
+
+
 def _color(name: str) -> str:
     return MODEL if name == "model" else CEILING if name == "split_half" else BASELINE
 
