@@ -189,12 +189,15 @@ def read_morphology(
 
 
 _PLATEMAP_WELL = ("Metadata_Well", "well_position", "Metadata_well_position", "Well", "well")
+_PLATEMAP_PLATE = ("Metadata_Plate", "plate", "Plate", "Metadata_plate")
 
 
 def join_platemap(obs: pd.DataFrame, platemap: str | Path) -> pd.DataFrame:
     """Join plate-map columns by well, prefixing them with ``Metadata_`` (pycytominer style).
 
-    Columns the morphology already has are kept as they are. Every row's well must be in the map.
+    A map with a plate column (``Metadata_Plate``, ``plate``) joins on plate and well, so one
+    file can describe several plates. Columns the morphology already has are kept as they are.
+    Every row's well must be in the map.
     """
     path = require_path(platemap)
     pm = read_table(path).astype(str)
@@ -211,23 +214,30 @@ def join_platemap(obs: pd.DataFrame, platemap: str | Path) -> pd.DataFrame:
             "add Metadata_Well to the morphology (or its Image table)",
             path,
         )
+    plate_col = next((c for c in _PLATEMAP_PLATE if c in pm.columns), None)
+    renames = {well_col: K.WELL} | ({plate_col: K.PLATE} if plate_col else {})
+    pm = pm.rename(columns=renames)
     pm = pm.rename(columns=lambda c: c if c.startswith(K.META_PREFIX) else K.META_PREFIX + c)
-    pm = pm.rename(
-        columns={
-            K.META_PREFIX + well_col if not well_col.startswith(K.META_PREFIX) else well_col: K.WELL
-        }
-    )
-    if pm[K.WELL].duplicated().any():
-        raise InputError("plate map lists a well twice.", "keep one row per well", path)
-    pm = pm[[K.WELL] + [c for c in pm.columns if c not in obs.columns]]
-    wells = obs[K.WELL].astype(str)
-    missing = sorted(set(wells) - set(pm[K.WELL]))
+    keys = [K.WELL]
+    if plate_col is not None:
+        if K.PLATE not in obs.columns:
+            raise InputError(f"plate map has a plate column but the morphology has no {K.PLATE}.",
+                             "add Metadata_Plate (e.g. a plate group in --pattern) or drop the "
+                             "plate column from the map", path)  # fmt: skip
+        keys = [K.PLATE, K.WELL]
+    if pm.duplicated(keys).any():
+        raise InputError(f"plate map lists a {' + '.join(k[9:].lower() for k in keys)} twice.",
+                         "keep one row per well (per plate)", path)  # fmt: skip
+    pm = pm[keys + [c for c in pm.columns if c not in obs.columns and c not in keys]]
+    left = obs[keys].astype(str).agg(" ".join, axis=1)
+    right = pm[keys].agg(" ".join, axis=1)
+    missing = sorted(set(left) - set(right))
     if missing:
         raise InputError(
             f"{len(missing)} morphology well(s) are not in the plate map, e.g. {missing[:3]}.",
             "use the plate map of this plate",
             path,
         )
-    joined = pm.set_index(K.WELL).loc[wells.to_numpy()]
+    joined = pm.drop(columns=keys).set_axis(right.to_numpy()).loc[left.to_numpy()]
     joined.index = obs.index
     return pd.concat([obs, joined], axis=1)

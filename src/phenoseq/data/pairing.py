@@ -36,6 +36,20 @@ class PairedData:
         return g.index[(g.n_morphology > 0) & (g.n_expression > 0)].tolist()
 
 
+def with_key_aliases(obs: pd.DataFrame, names: Sequence[str | None]) -> pd.DataFrame:
+    """``obs`` plus a column for every name in ``names`` that is missing but present with (or
+    without) the pycytominer ``Metadata_`` prefix, so ``Metadata_Sample_ID`` from a plate map
+    pairs with ``Sample_ID`` in expression. Returns ``obs`` itself when nothing is added."""
+    add = {}
+    for name in dict.fromkeys(n for n in names if n):
+        if name in obs.columns:
+            continue
+        alt = name[len(K.META_PREFIX) :] if name.startswith(K.META_PREFIX) else K.META_PREFIX + name
+        if alt in obs.columns:
+            add[name] = obs[alt]
+    return obs.assign(**add) if add else obs
+
+
 def group_ids(obs: pd.DataFrame, pair_key: Sequence[str], side: str) -> pd.Series:
     """The pairing-group id of every row: the pair-key values joined by ``|``."""
     missing = [k for k in pair_key if k not in obs.columns]
@@ -96,6 +110,8 @@ def pair_by_treatment(
     """
     pair_key = tuple(pair_key)
     morph, expr = morphology.copy(), expression.copy()
+    keys = (*pair_key, label_key or K.TREATMENT, (split or SplitConfig()).replicate_key)
+    morph.obs, expr.obs = with_key_aliases(morph.obs, keys), with_key_aliases(expr.obs, keys)
     morph.obs[K.GROUP] = group_ids(morph.obs, pair_key, "morphology").to_numpy()
     expr.obs[K.GROUP] = group_ids(expr.obs, pair_key, "expression").to_numpy()
     if label_key is None:
