@@ -29,7 +29,7 @@ from .config import InputConfig
 from .data import load_paired
 from .data.morphology import tidy_obs
 from .data.normalize import MIN_CONTROLS, control_standardize
-from .data.pairing import PairedData, group_ids
+from .data.pairing import PairedData, group_ids, with_key_aliases
 from .data.store import InMemoryGroupStore, sample_set
 from .errors import InputError
 from .evaluate.space import dense, log1p_view, normalize_log1p
@@ -282,7 +282,7 @@ class PhenoSeqModel:
         def deadline(share: float) -> float | None:
             return None if budget is None else start + budget * share
 
-        if reg.kind != "embedding":
+        if reg.kind != "embedding" and cfg.ae_steps > 0:  # ae_steps=0: a pre-fitted one
             ae_phase = self._autoencoder_phase(expr, e_groups, train_idx)
             if "autoencoder" in state.done:
                 ckpt.load_modules(ae_phase.modules)
@@ -483,6 +483,9 @@ class PhenoSeqModel:
                 f"--n-cells must be at least 1 (got {n_cells}).", "pass a positive number"
             )
         reg = self.registry
+        obs = with_key_aliases(morphology.obs, (*reg.pair_key, reg.label_key, reg.batch_key))
+        if obs is not morphology.obs:  # pycytominer-prefixed keys: alias columns, data shared
+            morphology = ad.AnnData(morphology.X, obs=obs, var=morphology.var)
         morph_x = self.normalize_features(morphology)
         groups = group_ids(morphology.obs, reg.pair_key, "morphology").to_numpy()
         rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
