@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import tiny_pair
 
+from conftest import tiny_pair
 from phenoseq.data import SplitConfig, join_platemap, pair_by_treatment
 from phenoseq.errors import InputError
 

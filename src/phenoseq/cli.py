@@ -197,6 +197,89 @@ def with_input_flags(fn):
 
 
 @app.command()
+def featurize(
+    out: Annotated[Path, typer.Option("--out", help="Per-cell morphology (.h5ad) to write.")],
+    images: Annotated[
+        Path | None, typer.Option("--images", help="Folder of field images (or a zarr store).")
+    ] = None,
+    channel_map: Annotated[
+        str | None,
+        typer.Option(
+            "--channel-map",
+            help="DNA=TOKEN,ER=TOKEN,RNA=TOKEN,AGP=TOKEN,Mito=TOKEN: each TOKEN a substring or "
+            "regex of that channel's file names (integers: planes of multi-channel files).",
+        ),
+    ] = None,
+    pattern: Annotated[
+        str | None,
+        typer.Option(
+            "--pattern",
+            help="Regex with named groups plate, well (or row + col), site for Metadata_*.",
+        ),
+    ] = None,
+    loaddata: Annotated[
+        Path | None, typer.Option("--loaddata", help="CellProfiler LoadData CSV (replaces both).")
+    ] = None,
+    platemap: Platemap = None,
+    features: Annotated[
+        str | None, typer.Option("--features", help="fast (default) or cp-measure.")
+    ] = None,
+    nucleus_diameter: Annotated[
+        float | None,
+        typer.Option(help="Typical nucleus diameter in pixels (scales every size; default 40)."),
+    ] = None,
+    cell_channel: Annotated[
+        str | None, typer.Option(help="Channel cells are grown in (default AGP).")
+    ] = None,
+    illumination_correction: Annotated[
+        bool | None, typer.Option(help="Divide each channel by its blurred self first.")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="TOML/JSON of segmentation and feature settings."),
+    ] = None,
+    save_masks: Annotated[
+        Path | None, typer.Option("--save-masks", help="Write nucleus and cell label TIFFs here.")
+    ] = None,
+    crops: Annotated[
+        bool, typer.Option(help="Write single-cell crops to <out>.crops.zarr.")
+    ] = True,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Dask scheduler address; 'local' = a local cluster; 'inprocess' = no Dask "
+            "(default: in-process up to 4 fields, else a local cluster)."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Workers of the local cluster (default: one per core).")
+    ] = None,
+) -> None:
+    """Segment and measure Cell Painting fields: one row of CellProfiler-named features per cell."""
+    from .imaging.featurize import FeaturizeConfig, featurize_images, read_config
+
+    settings = read_config(config) if config is not None else {}
+    flags = {
+        "features": features,
+        "nucleus_diameter": nucleus_diameter,
+        "cell_channel": cell_channel,
+        "illumination_correction": illumination_correction,
+    }
+    settings |= {k: v for k, v in flags.items() if v is not None}  # fmt: skip
+    adata = featurize_images(
+        out, images, channel_map, pattern=pattern, loaddata=loaddata, platemap=platemap,
+        config=FeaturizeConfig.from_dict(settings), save_masks=save_masks, save_crops=crops,
+        scheduler=scheduler, n_workers=workers,
+    )  # fmt: skip
+    info = adata.uns["phenoseq"]["featurize"]
+    failed = info["failed_fields"]
+    console.print(f"{adata.n_obs} cells x {adata.n_vars} features from {info['n_fields_done']} of "
+                  f"{info['n_fields']} fields written to {out}")  # fmt: skip
+    for name, err in failed.items():
+        err_console.print(f"[yellow]skipped field {name}:[/] {err}")
+
+
+@app.command()
 @with_input_flags
 def validate(
     inputs: InputConfig,
@@ -376,6 +459,10 @@ def simulate(
     features_only: Annotated[
         bool, typer.Option("--features-only", help="No pixels: surrogate features, streamed.")
     ] = False,
+    images: Annotated[
+        bool,
+        typer.Option("--images", help="Also write every sample's fields (PNG) + platemap.tsv."),
+    ] = False,
     chunk_size: Annotated[
         int | None, typer.Option(help="Cells generated and written per step.")
     ] = None,
@@ -395,7 +482,10 @@ def simulate(
         "n_expression_cells": n_expression_cells if n_expression_cells is not None else each,
     }  # fmt: skip
     config = SimulatorConfig(
-        seed=seed, features_only=features_only, **{k: v for k, v in flags.items() if v is not None}
+        seed=seed,
+        features_only=features_only,
+        write_images=images,
+        **{k: v for k, v in flags.items() if v is not None},
     )
     path = run_simulation(out, config, progress=not quiet)
     console.print(summarize_config(config), soft_wrap=True, highlight=False)

@@ -20,6 +20,7 @@ class SimulatorConfig:
     # run
     seed: int = 0
     features_only: bool = False  # no crops: morphology features from a fitted surrogate
+    write_images: bool = False  # every sample's fields as PNGs + platemap.tsv (images/)
     chunk_size: int = 2048  # rows generated and written per step (bounds memory)
 
     # design
@@ -152,6 +153,8 @@ def validate(config: SimulatorConfig) -> SimulatorConfig:
     _require(c.field_size >= c.crop_size, "field_size < crop_size.", "raise field_size")
     _require(c.chunk_size >= 1, "chunk_size must be >= 1.", "use --chunk-size >= 1")
     _require(c.n_fields >= 0, "n_fields must be >= 0.", "use --n-fields >= 0")
+    _require(not (c.write_images and c.features_only), "write_images needs rendered cells.",
+             "drop --features-only or --images")  # fmt: skip
     _require(
         0 < c.responder_range[0] <= c.responder_range[1] < 1,
         "responder_range must satisfy 0 < low <= high < 1.",

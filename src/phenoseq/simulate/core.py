@@ -44,6 +44,7 @@ _STREAMS = {
     "fields": 5,
     "surrogate": 6,
     "sample_truth": 7,
+    "images": 8,
 }
 
 
@@ -267,7 +268,8 @@ def simulate(
     Returns
     -------
     ``out``, holding ``morphology.h5ad``, ``expression.h5ad``, ``truth.h5ad`` and, unless
-    ``config.features_only``, ``crops.zarr`` and ``fields.zarr`` (docs/simulator.md).
+    ``config.features_only``, ``crops.zarr`` and ``fields.zarr``; with ``config.write_images``
+    also ``images/`` (every sample's fields + ``platemap.tsv``) (docs/simulator.md).
     """
     c = config if config is not None else SimulatorConfig()
     world, out = make_world(c), Path(out)
@@ -284,6 +286,10 @@ def simulate(
             from .fields import write_fields
 
             write_fields(tmp / "fields.zarr", world, stream_rng(c.seed, "fields"))
+        if c.write_images:
+            from .fields import write_images
+
+            write_images(tmp / "images", world)
         _write_counts(tmp / "expression.h5ad", world, "expression", c.n_expression_cells, bar)
         _write_counts(tmp / "truth.h5ad", world, "truth", c.n_truth_cells, bar)
     return out

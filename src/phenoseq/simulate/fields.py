@@ -77,3 +77,61 @@ def write_fields(path: str | Path, world: World, rng: np.random.Generator) -> No
             "seed": c.seed,
         }
     )
+
+
+def well_images(world: World, s: int) -> list[np.ndarray]:
+    """The ``n_sites`` fields ``(5, F, F)`` uint8 of sample ``s``: the very cells of its
+    ``morphology.h5ad`` rows (same random stream, so same states and renders), site by site as
+    ``obs['Metadata_Site']`` assigns them, on a jittered grid, then blurred and acquired as a
+    whole field (replicate gain, background, blur and shot noise)."""
+    from .core import BLOCK, stream_rng
+
+    c, m = world.config, world.model
+    t, r = (int(world.design.samples[col].iloc[s]) for col in ("t_index", "r_index"))
+    signals, labels = [], []
+    for b, start in enumerate(range(0, c.n_morphology_cells, BLOCK)):
+        n = min(BLOCK, c.n_morphology_cells - start)
+        rng = stream_rng(c.seed, "morphology", s, b)
+        state, _ = sample_state(m, t, r, n, rng)
+        sig, lab = render_cells(morphology_params(m, state, t, r, rng), rng, c.crop_size)
+        signals.append(sig)
+        labels.append(lab)
+    signal, label = np.concatenate(signals), np.concatenate(labels)
+    site = np.arange(c.n_morphology_cells) % c.n_sites  # as design.sites()
+    rng = stream_rng(c.seed, "images", s)
+    out = []
+    for k in range(c.n_sites):
+        idx = np.flatnonzero(site == k)
+        g = int(np.ceil(np.sqrt(len(idx) / 0.75)))  # grid about 3/4 full
+        size = g * c.crop_size
+        spots = rng.choice(g * g, len(idx), replace=False)
+        jitter = rng.integers(-(c.crop_size // 8), c.crop_size // 8 + 1, (len(idx), 2))
+        corners = np.stack([spots // g, spots % g], 1) * c.crop_size + jitter
+        image, _, _ = compose_field(signal[idx], label[idx], corners, size)
+        image = blur(image[None], np.array([m.blur[r]]))
+        out.append(acquire(image, m.channel_gain[r][None], m.background[r][None], c.photons,
+                           rng)[0])  # fmt: skip
+    return out
+
+
+def write_images(folder: str | Path, world: World) -> Path:
+    """Every sample's fields as 8-bit PNGs ``<plate>_<well>_s<site>_<channel>.png`` and the
+    plate map ``platemap.tsv`` (plate, well -> Sample_ID, Treatment, ... ): the input of
+    ``phenoseq featurize`` (docs/simulator.md)."""
+    import imageio.v3 as iio
+    import pandas as pd
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    samples = world.design.samples
+    for s in range(len(samples)):
+        row = samples.iloc[s]
+        for k, image in enumerate(well_images(world, s), start=1):
+            for ch, plane in zip(CHANNELS, image, strict=True):
+                iio.imwrite(folder / f"{row[K.PLATE]}_{row[K.WELL]}_s{k}_{ch}.png", plane)
+    cols = [K.PLATE, K.WELL, K.SAMPLE_ID, K.TREATMENT, K.COMPOUND, K.DOSE, K.REPLICATE]
+    table = pd.DataFrame({c: samples[c].to_numpy() for c in cols if c in samples})
+    table.rename(columns={K.PLATE: "plate", K.WELL: "well"}).to_csv(
+        folder / "platemap.tsv", sep="\t", index=False
+    )
+    return folder
