@@ -50,3 +50,15 @@ def test_demo_cli_prints_summary(tmp_path, capsys, monkeypatch):
     assert "held-out groups of seen treatments" in out and "treatment identification" in out
     assert "report: " in out and (tmp_path / "d" / "report.html").exists()
     assert (tmp_path / "d" / "summary.json").exists()
+
+
+def test_demo_from_rendered_wells(tmp_path):
+    """images -> featurize -> train -> generate -> evaluate on the simulator's rendered wells."""
+    from dataclasses import replace
+
+    cfg = replace(tiny(), from_images=True)
+    a = run_demo(tmp_path / "img", cfg, progress=False)
+    assert (tmp_path / "img" / "featurized.h5ad").exists()
+    assert (tmp_path / "img" / "simulated" / "images" / "platemap.tsv").exists()
+    assert a["seconds"]["featurize"] > 0
+    assert a["metrics"]["model"]["energy_distance"]["seen"]["value"] is not None

@@ -280,6 +280,51 @@ def featurize(
 
 
 @app.command()
+def embed(
+    morphology: Annotated[
+        Path, typer.Option("--morphology", help="A `phenoseq featurize` output (.h5ad).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="The morphology with obsm embeddings.")],
+    crops: Annotated[
+        Path | None, typer.Option(help="Crops zarr (default: <morphology>.crops.zarr).")
+    ] = None,
+    label_key: Annotated[
+        str, typer.Option(help="Treatment column that supervises the encoder.")
+    ] = "Metadata_Treatment",
+    holdout_key: Annotated[
+        str | None, typer.Option(help="Column whose --holdout values never teach the encoder.")
+    ] = None,
+    holdout: Annotated[
+        str | None, typer.Option(help="Held-out values of --holdout-key, comma-separated.")
+    ] = None,
+    encoder: Annotated[
+        Path | None,
+        typer.Option(help="Reuse a saved encoder (<out>.encoder.safetensors); no training."),
+    ] = None,
+    max_minutes: Annotated[float, typer.Option(help="Bound on encoder training.")] = 4.0,
+    epochs: Annotated[int, typer.Option(help="Training epochs (if time allows).")] = 30,
+    dim: Annotated[int, typer.Option(help="Embedding dimension.")] = 64,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Train a small CNN on the single-cell crops (weakly supervised by treatment) and embed
+    every cell: obsm X_cnn and X_features_cnn, for --morphology-obsm."""
+    from .imaging.encoder import EncoderConfig, embed_morphology
+
+    cfg = EncoderConfig(n_embedding=dim, epochs=epochs, max_minutes=max_minutes, seed=seed)
+    adata = embed_morphology(morphology, out, crops=crops, label_key=label_key,
+                             holdout_key=holdout_key, holdout=_csv(holdout), encoder=encoder,
+                             config=cfg)  # fmt: skip
+    hist = adata.uns["phenoseq"]["encoder"].get("history")
+    if hist:
+        held = hist["heldout_accuracy"]
+        console.print(f"encoder: {hist['epochs']} epochs in {hist['seconds']:.0f} s, treatment "
+                      f"accuracy train {hist['train_accuracy']:.2f}"
+                      + (f", held-out rows {held:.2f}" if held is not None else "")
+                      + f" ({hist['n_classes']} treatments)")  # fmt: skip
+    console.print(f"{adata.n_obs} cells embedded (obsm X_cnn, X_features_cnn) written to {out}")
+
+
+@app.command()
 @with_input_flags
 def validate(
     inputs: InputConfig,
@@ -500,6 +545,13 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same numbers).")] = 0,
     max_steps: Annotated[int, typer.Option(help="Diffusion training steps.")] = 3000,
     ae_steps: Annotated[int, typer.Option(help="Autoencoder training steps.")] = 1500,
+    from_images: Annotated[
+        bool,
+        typer.Option(
+            "--from-images",
+            help="Render every well and start from the images: featurize -> train -> ...",
+        ),
+    ] = False,
 ) -> None:
     """Run the pipeline on simulated data; print scores against the held-out replicate."""
     from .demo import DemoConfig, run_demo
@@ -508,7 +560,7 @@ def demo(
 
     # the time bound is a safety net on slow machines; a normal run finishes well before it
     tcfg = TrainConfig(seed=seed, max_steps=max_steps, ae_steps=ae_steps, max_minutes=7.0)
-    cfg = DemoConfig(seed=seed, train=tcfg)
+    cfg = DemoConfig(seed=seed, train=tcfg, from_images=from_images)
     result = run_demo(out, cfg)
     print_demo(result, console)
     console.print(f"outputs in {out}/ (simulated/, model/, heldout_*.h5ad, generated.h5ad, "

@@ -77,5 +77,6 @@ def print_demo(result: dict, console: Console | None = None) -> None:
     print_summary(result["data"], console)
     print_metrics(result["metrics"], console)
     s = result["seconds"]
-    console.print(f"time: simulate {s['simulate']:.0f} s, train {s['train']:.0f} s, "
+    feat = f"featurize {s['featurize']:.0f} s, " if s.get("featurize") else ""
+    console.print(f"time: simulate {s['simulate']:.0f} s, {feat}train {s['train']:.0f} s, "
                   f"evaluate {s['evaluate']:.0f} s, total {s['total']:.0f} s")  # fmt: skip
