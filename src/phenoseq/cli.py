@@ -301,6 +301,13 @@ def embed(
         Path | None,
         typer.Option(help="Reuse a saved encoder (<out>.encoder.safetensors); no training."),
     ] = None,
+    external: Annotated[
+        Path | None,
+        typer.Option(
+            help="Embeddings from your own model (.npy, or .parquet/.csv with "
+            "Metadata_CropIndex): stored as obsm X_external; no CNN."
+        ),
+    ] = None,
     max_minutes: Annotated[float, typer.Option(help="Bound on encoder training.")] = 4.0,
     epochs: Annotated[int, typer.Option(help="Training epochs (if time allows).")] = 30,
     dim: Annotated[int, typer.Option(help="Embedding dimension.")] = 64,
@@ -308,8 +315,15 @@ def embed(
 ) -> None:
     """Train a small CNN on the single-cell crops (weakly supervised by treatment) and embed
     every cell: obsm X_cnn and X_features_cnn, for --morphology-obsm."""
-    from .imaging.encoder import EncoderConfig, embed_morphology
+    from .imaging.encoder import EncoderConfig, attach_embeddings, embed_morphology
 
+    if external is not None:
+        adata = attach_embeddings(morphology, external, out)
+        console.print(
+            f"{adata.n_obs} cells x {adata.obsm['X_external'].shape[1]} external "
+            f"dimensions (obsm X_external, X_features_external) written to {out}"
+        )
+        return
     cfg = EncoderConfig(n_embedding=dim, epochs=epochs, max_minutes=max_minutes, seed=seed)
     adata = embed_morphology(morphology, out, crops=crops, label_key=label_key,
                              holdout_key=holdout_key, holdout=_csv(holdout), encoder=encoder,

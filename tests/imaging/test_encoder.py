@@ -94,3 +94,28 @@ def test_embed_command_adds_obsm_and_reuses_its_encoder(tmp_path):
         main(["embed", "--morphology", str(morph), "--out", str(tmp_path / "x.h5ad"),
               "--crops", str(tmp_path / "missing.zarr")])  # fmt: skip
     assert not (tmp_path / "x.h5ad").exists()
+
+
+def test_external_embeddings_attach_by_file(tmp_path):
+    write_fields(tmp_path / "img", names=("P1_A01_s1",))
+    morph = tmp_path / "m.h5ad"
+    adata = featurize_images(
+        morph,
+        tmp_path / "img",
+        CMAP,
+        pattern=PATTERN,
+        progress=False,
+        config=FeaturizeConfig(segment=SegmentConfig.for_nucleus_diameter(20)),
+    )
+    emb = np.arange(adata.n_obs * 3, dtype=np.float32).reshape(-1, 3)
+    table = pd.DataFrame(emb, columns=["a", "b", "c"])
+    table["Metadata_CropIndex"] = adata.obs["Metadata_CropIndex"].to_numpy()
+    table.iloc[::-1].to_parquet(tmp_path / "e.parquet")  # rows in any order
+    main(["embed", "--morphology", str(morph), "--out", str(tmp_path / "x.h5ad"),
+          "--external", str(tmp_path / "e.parquet")])  # fmt: skip
+    np.testing.assert_array_equal(ad.read_h5ad(tmp_path / "x.h5ad").obsm["X_external"], emb)
+    np.save(tmp_path / "bad.npy", emb[:-1])
+    with pytest.raises(SystemExit):
+        main(["embed", "--morphology", str(morph), "--out", str(tmp_path / "y.h5ad"),
+              "--external", str(tmp_path / "bad.npy")])  # fmt: skip
+    assert not (tmp_path / "y.h5ad").exists()

@@ -249,7 +249,6 @@ def embed_morphology(
     import anndata as ad
     import zarr
 
-    from .. import _keys as K
     from ..data.pairing import with_key_aliases
     from ..io import write_h5ad
 
@@ -296,15 +295,86 @@ def embed_morphology(
         info |= {"label_key": label_key, "holdout_key": holdout_key,
                  "holdout": list(holdout), "history": history}  # fmt: skip
     emb = embed(ordered, model, progress=progress)
-    x = np.asarray(adata.X, np.float32)
-    z = lambda a: (a - a.mean(0)) / np.where(a.std(0) > 1e-8, a.std(0), 1.0)  # noqa: E731
-    adata.obsm["X_cnn"] = emb
-    adata.obsm["X_features_cnn"] = np.hstack([z(x), z(emb)]).astype(np.float32)
-    uns = dict(adata.uns.get(K.UNS, {}))
-    uns["encoder"] = info | {"config": cfg.to_dict()}
-    adata.uns[K.UNS] = uns
-    weights = out.with_name(out.stem + ".encoder.safetensors")
-    write_h5ad(adata, out)
+    add_embedding(adata, "cnn", emb, info | {"config": cfg.to_dict()})
     if encoder is None:
-        save_encoder(model, weights, cfg)
+        save_encoder(model, out.with_name(out.stem + ".encoder.safetensors"), cfg)
+    write_h5ad(adata, out)
+    return adata
+
+
+def add_embedding(adata, name: str, emb: np.ndarray, info: dict) -> None:
+    """``obsm['X_<name>']`` = ``emb``; ``obsm['X_features_<name>']`` = z-scored ``X`` beside the
+    z-scored embedding; ``uns['phenoseq']['encoder']`` = ``info``."""
+    from .. import _keys as K
+
+    if not np.isfinite(emb).all():
+        raise InputError("the embedding holds NaN or infinite values.", "fix the embedding")
+
+    def z(a: np.ndarray) -> np.ndarray:
+        sd = a.std(axis=0)
+        return (a - a.mean(axis=0)) / np.where(sd > 1e-8, sd, 1.0)
+
+    x = np.asarray(adata.X, np.float32)
+    adata.obsm[f"X_{name}"] = emb.astype(np.float32)
+    adata.obsm[f"X_features_{name}"] = np.hstack([z(x), z(emb)]).astype(np.float32)
+    uns = dict(adata.uns.get(K.UNS, {}))
+    uns["encoder"] = info
+    adata.uns[K.UNS] = uns
+
+
+def attach_embeddings(morphology, embeddings, out):
+    """Embeddings computed elsewhere (any external model) -> ``obsm['X_external']`` and
+    ``obsm['X_features_external']`` of a featurize output, written to ``out``.
+
+    ``embeddings``: ``.npy`` ``(n_cells, d)`` in the order of the morphology's rows, or a
+    ``.parquet`` / ``.csv`` / ``.tsv`` table whose numeric columns are the embedding and which
+    either has a ``Metadata_CropIndex`` column (the crop each row embeds) or one row per cell in
+    order.
+    """
+    from pathlib import Path
+
+    import anndata as ad
+    import pandas as pd
+
+    from ..io import write_h5ad
+
+    morphology, embeddings, out = Path(morphology), Path(embeddings), Path(out)
+    for p in (morphology, embeddings):
+        if not p.is_file():
+            raise InputError("does not exist.", "check the path", p)
+    adata = ad.read_h5ad(morphology)
+    try:
+        if embeddings.suffix == ".npy":
+            emb, table = np.load(embeddings), None
+        else:
+            sep = "\t" if embeddings.suffix == ".tsv" else ","
+            table = (pd.read_parquet(embeddings) if embeddings.suffix == ".parquet"
+                     else pd.read_csv(embeddings, sep=sep))  # fmt: skip
+    except Exception as exc:
+        raise InputError(f"cannot be read ({type(exc).__name__}: {exc}).",
+                         "write .npy, .parquet, .csv or .tsv", embeddings) from exc  # fmt: skip
+    if table is not None:
+        if "Metadata_CropIndex" in table:
+            if "Metadata_CropIndex" not in adata.obs:
+                raise InputError(
+                    "the morphology has no Metadata_CropIndex to match on.",
+                    "give one embedding row per cell, in order",
+                    embeddings,
+                )
+            table = table.set_index("Metadata_CropIndex")
+            missing = set(adata.obs["Metadata_CropIndex"]) - set(table.index)
+            if missing:
+                raise InputError(
+                    f"lacks {len(missing)} cells' crop indices, e.g. {sorted(missing)[:3]}.",
+                    "embed every crop",
+                    embeddings,
+                )
+            table = table.loc[adata.obs["Metadata_CropIndex"].to_numpy()]
+        emb = table.select_dtypes("number").to_numpy(np.float32)
+    if emb.ndim != 2 or len(emb) != adata.n_obs:
+        raise InputError(f"has shape {emb.shape}; the morphology has {adata.n_obs} cells.",
+                         "give one row per cell (n_cells, d)", embeddings)  # fmt: skip
+    add_embedding(adata, "external", np.asarray(emb, np.float32),
+                  {"external": str(embeddings), "dim": int(emb.shape[1])})  # fmt: skip
+    write_h5ad(adata, out)
     return adata
