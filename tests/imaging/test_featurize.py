@@ -86,10 +86,18 @@ def test_every_field_failing_is_an_error_and_writes_nothing(tmp_path, capsys):
 def test_dask_local_cluster_gives_the_in_process_result(tmp_path):
     pytest.importorskip("dask.distributed")
     fields = discover_fields(write_fields(tmp_path / "img"), CMAP, PATTERN)
+    from dask.distributed import LocalCluster
+
     a = featurize(fields, CONFIG, scheduler="inprocess", progress=False)
     b = featurize(fields, CONFIG, scheduler="local", n_workers=2, progress=False)
     np.testing.assert_array_equal(a.X, b.X)
     pd.testing.assert_frame_equal(a.obs, b.obs)
+    # a running cluster, reached by its address (as --scheduler tcp://host:port)
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        c = featurize(fields, CONFIG, scheduler=cluster.scheduler_address, progress=False)
+    np.testing.assert_array_equal(a.X, c.X)
+    with pytest.raises(InputError, match="cannot reach the Dask scheduler"):
+        featurize(fields, CONFIG, scheduler="tcp://127.0.0.1:1", progress=False)
 
 
 def test_config_file_and_flags(tmp_path):

@@ -169,7 +169,7 @@ def _map_fields(
         client = Client(cluster)
     else:
         try:
-            client = Client(scheduler, timeout="30s")
+            client = Client(scheduler, timeout="10s")
         except OSError as exc:
             raise InputError(
                 f"cannot reach the Dask scheduler at {scheduler} ({exc}).",
