@@ -411,6 +411,22 @@ def generate(
     ] = None,
     morphology_obsm: MorphologyObsm = None,
     platemap: Platemap = None,
+    summary: Annotated[
+        Path | None,
+        typer.Option(
+            "--summary",
+            help="Also write the per-group summary (.h5ad): mean, intervals, confidence, OOD.",
+        ),
+    ] = None,
+    n_draws: Annotated[int, typer.Option(help="Pseudo-bulk draws per group (--summary).")] = 20,
+    cells_per_draw: Annotated[int, typer.Option(help="Generated cells per draw.")] = 50,
+    levels: Annotated[
+        str | None,
+        typer.Option(help="Interval levels, comma-separated (default 0.5,0.8,0.9,0.95)."),
+    ] = None,
+    ood_threshold: Annotated[
+        float, typer.Option(help="Flag groups whose confidence is below this.")
+    ] = 0.05,
 ) -> None:
     """Generate expression for every pairing group of new morphology."""
     from .data import read_morphology
@@ -422,9 +438,54 @@ def generate(
     adata = read_morphology(morphology, obsm_key=morphology_obsm, platemap=platemap)
     gen = m.generate(adata, n_cells, steps, guidance, sampler, seed, set_size=set_size)  # type: ignore[arg-type]
     gen.uns["phenoseq"]["model"] = str(model)
+    if summary is not None:
+        from .uncertainty import Calibration, parse_levels, summarize
+
+        cal = Calibration.load(model)
+        if cal is None:
+            err_console.print("[yellow]warning:[/] the model is not calibrated: intervals are raw "
+                              "draw quantiles and no confidence is given (run `phenoseq "
+                              "calibrate`)")  # fmt: skip
+        summ = summarize(m, adata, cal, parse_levels(levels), n_draws, cells_per_draw,
+                         ood_threshold, seed, n_steps=steps, guidance=guidance,
+                         sampler=sampler, set_size=set_size)  # fmt: skip
     write_h5ad(gen, out)
     console.print(f"{gen.n_obs} cells x {gen.n_vars} genes for "
                   f"{gen.obs['phenoseq_group'].nunique()} groups written to {out}")  # fmt: skip
+    if summary is not None:
+        write_h5ad(summ, summary)
+        console.print(f"per-group summary ({summ.n_obs} groups) written to {summary}")
+        if "ood_flag" in summ.obs and summ.obs["ood_flag"].any():
+            flagged = summ.obs_names[summ.obs["ood_flag"].to_numpy()].tolist()
+            err_console.print(f"[yellow]warning:[/] {len(flagged)} group(s) unlike the training "
+                              f"data (confidence < {ood_threshold}): {', '.join(flagged[:10])}"
+                              + (" ..." if len(flagged) > 10 else ""))  # fmt: skip
+
+
+@app.command()
+def calibrate(
+    model: Annotated[Path, typer.Option("--model", help="Model directory from `phenoseq train`.")],
+    morphology: Annotated[
+        Path | None,
+        typer.Option(help="Calibration morphology (default: the model's calib groups)."),
+    ] = None,
+    expression: Annotated[
+        Path | None, typer.Option(help="Calibration expression (with --morphology).")
+    ] = None,
+    levels: Annotated[str | None, typer.Option(help="Levels, comma-separated.")] = None,
+    n_draws: Annotated[int, typer.Option(help="Pseudo-bulk draws per group.")] = 20,
+    cells_per_draw: Annotated[int, typer.Option(help="Generated cells per draw.")] = 50,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Split-conformal calibration of the intervals and the OOD confidence on held-out groups;
+    stored as calibration.json in the model directory."""
+    from .uncertainty import calibrate_model, parse_levels
+
+    cal = calibrate_model(model, morphology, expression, parse_levels(levels), n_draws,
+                          cells_per_draw, seed)  # fmt: skip
+    qs = ", ".join(f"{lv:g}: {q:.2f}" for lv, q in zip(cal.levels, cal.q_bulk, strict=True))
+    console.print(f"calibrated on {cal.n_groups} groups of seen treatments; interval "
+                  f"multipliers {qs}; written to {model / 'calibration.json'}")  # fmt: skip
 
 
 @app.command()

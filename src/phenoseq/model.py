@@ -371,6 +371,7 @@ class PhenoSeqModel:
         rng = np.random.default_rng(self.train_config.seed)
         bulk = np.full((n, len(self.registry.genes)), np.nan, np.float32)
         emb = np.full((n, self.config.d_model), np.nan, np.float32)
+        morph_mean = np.full((n, morph_x.shape[1]), np.nan, np.float32)  # for OOD distances
         libs, offsets = [], [0]
         for gi in range(n):
             e_rows, m_rows = np.flatnonzero(e_groups == gi), np.flatnonzero(m_groups == gi)
@@ -378,11 +379,12 @@ class PhenoSeqModel:
                 bulk[gi] = expr["log1p"][e_rows].mean(axis=0)
             if len(m_rows):
                 emb[gi] = self.condition_embedding(morph_x[m_rows], rng)
+                morph_mean[gi] = morph_x[m_rows].mean(axis=0)
             lib = expr["library"][e_rows[:1000]]
             libs.append(lib)
             offsets.append(offsets[-1] + len(lib))
         self.group_stats = {
-            "pseudobulk": bulk, "embedding": emb,
+            "pseudobulk": bulk, "embedding": emb, "morph_mean": morph_mean,
             "library": np.concatenate(libs).astype(np.float32),
             "library_offsets": np.asarray(offsets, np.int64),
         }  # fmt: skip

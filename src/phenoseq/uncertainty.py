@@ -1,0 +1,451 @@
+"""Calibrated uncertainty: per-group draws, split-conformal intervals, and an OOD confidence.
+
+- A *draw* is one generated pseudo-bulk of a group: the mean log-normalised profile of ``N``
+  generated cells. ``K`` draws give, per gene, a centre (their mean), a spread (their SD) and
+  raw quantile intervals.
+- **Split-conformal calibration** (:func:`calibrate`) on calibration groups held out of
+  training (the split's ``calib`` role): for every calibration group and gene the normalised
+  nonconformity score ``|real - centre| / (sd + eps)``; per level the conformal quantile of the
+  scores pooled over groups and genes sets the half-width ``q * (sd + eps)``. For held-out groups
+  exchangeable with the calibration groups this covers the real pseudo-bulk at the nominal rate
+  (averaged over genes). The same is done for the delta vs the control of the same batch.
+- **Confidence / OOD**: a group's distance to the training groups, in the condition-embedding
+  space and in the raw morphology (mean of normalised features), each divided by its median over
+  calibration groups of *seen* treatments and averaged, is the ``ood_score``. Its conformal
+  p-value against those calibration groups is the ``confidence`` (0-1: the fraction of
+  in-distribution groups that look at least as unusual); ``ood_flag`` = confidence below the
+  threshold (default 0.05).
+
+docs/uncertainty.md says how to read and act on these numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from . import _keys as K
+from .data.pairing import group_ids, with_key_aliases
+from .errors import InputError
+from .evaluate.space import log1p_view
+from .io import atomic_path
+
+if TYPE_CHECKING:
+    from .model import PhenoSeqModel
+
+LEVELS = (0.5, 0.8, 0.9, 0.95)
+CALIBRATION_FILE = "calibration.json"
+
+
+@dataclass
+class Draws:
+    """``K`` generated pseudo-bulks per group: ``values`` ``"n_groups n_draws n_genes"``."""
+
+    groups: list[str]
+    values: np.ndarray
+    obs: pd.DataFrame  # one row per group: the morphology columns constant within it
+
+    @property
+    def centre(self) -> np.ndarray:
+        return self.values.mean(axis=1)
+
+    @property
+    def spread(self) -> np.ndarray:
+        return self.values.std(axis=1, ddof=1)
+
+
+def draw(
+    model: PhenoSeqModel,
+    morphology: ad.AnnData,
+    n_draws: int = 20,
+    n_cells: int = 50,
+    seed: int = 0,
+    progress: bool = True,
+    **generate_kw,
+) -> Draws:
+    """``n_draws`` pseudo-bulks of ``n_cells`` generated cells for every group of ``morphology``."""
+    if n_draws < 2 or n_cells < 1:
+        raise InputError(f"--n-draws must be >= 2 and cells per draw >= 1 (got {n_draws}, "
+                         f"{n_cells}).", "raise them")  # fmt: skip
+    gen = model.generate(morphology, n_draws * n_cells, seed=seed, progress=progress,
+                         **generate_kw)  # fmt: skip
+    view = gen.layers[K.LOG1P] if K.LOG1P in gen.layers else np.asarray(gen.X)
+    groups = gen.obs[K.GROUP].astype(str).to_numpy()
+    order = list(dict.fromkeys(groups))  # generate writes groups in blocks
+    values = np.asarray(view, np.float32).reshape(len(order), n_draws, n_cells, -1).mean(axis=2)
+    first = gen.obs.groupby(K.GROUP, observed=True, sort=False).head(1).set_index(K.GROUP)
+    return Draws(order, values, first.loc[order])
+
+
+def conformal_quantile(scores: np.ndarray, level: float) -> float:
+    """The ``ceil((n + 1) level) / n`` empirical quantile of ``scores`` (inf if n is too small)."""
+    s = np.sort(np.asarray(scores, float).ravel())
+    k = math.ceil((len(s) + 1) * level)
+    return float(s[k - 1]) if k <= len(s) else math.inf
+
+
+def _eps(spread: np.ndarray) -> float:
+    return float(max(np.median(spread) * 0.05, 1e-6))
+
+
+def real_pseudobulk(model: PhenoSeqModel, expression: ad.AnnData) -> pd.DataFrame:
+    """Mean log-normalised profile of each pairing group of real cells (groups x genes)."""
+    reg = model.registry
+    obs = with_key_aliases(expression.obs, reg.pair_key)
+    g = group_ids(obs, reg.pair_key, "expression").to_numpy()
+    view = log1p_view(expression[:, reg.genes].X, reg.kind)
+    frame = pd.DataFrame(view, columns=reg.genes)
+    return frame.groupby(g).mean()
+
+
+def _controls(model: PhenoSeqModel, obs: pd.DataFrame, groups: list[str]) -> dict[str, str]:
+    """Each group's control group in the same batch (replicate), where one exists."""
+    reg = model.registry
+    rep_key = reg.split.get("config", {}).get("replicate_key", K.REPLICATE)
+    o = with_key_aliases(obs, (reg.label_key, rep_key))
+    if reg.control is None or reg.label_key not in o:
+        return {}
+    is_ctrl = o[reg.label_key].astype(str).to_numpy() == str(reg.control)
+    batch = o[rep_key].astype(str).to_numpy() if rep_key in o else np.zeros(len(o), str)
+    ctrl_of_batch = {b: g for g, b, c in zip(groups, batch, is_ctrl, strict=True) if c}
+    return {g: ctrl_of_batch[b] for g, b in zip(groups, batch, strict=True) if b in ctrl_of_batch}
+
+
+def _deltas(draws: Draws, controls: dict[str, str]) -> tuple[list[str], np.ndarray]:
+    """Draw-wise deltas (group draw k minus its control's draw k) of groups with a control."""
+    idx = {g: i for i, g in enumerate(draws.groups)}
+    have = [g for g in draws.groups if g in controls and controls[g] in idx]
+    if not have:
+        return [], np.zeros((0,) + draws.values.shape[1:], np.float32)
+    d = np.stack([draws.values[idx[g]] - draws.values[idx[controls[g]]] for g in have])
+    return have, d
+
+
+def novel_groups(model: PhenoSeqModel, groups: list[str]) -> list[str]:
+    """Groups whose treatment label was never trained on (unknown groups count as novel)."""
+    reg = model.registry
+    trained = {lab for lab, r in zip(reg.group_labels, reg.group_roles, strict=True)
+               if r == "train"}  # fmt: skip
+    labels = dict(zip(reg.group_names, reg.group_labels, strict=True))
+    return [g for g in groups if labels.get(g) not in trained]
+
+
+def ood_distances(model: PhenoSeqModel, morphology: ad.AnnData, groups: list[str],
+                  seed: int = 0) -> np.ndarray:  # fmt: skip
+    """Per group ``(n_groups, 2)``: nearest-training-group distance of the condition embedding
+    and of the mean normalised morphology."""
+    reg, stats = model.registry, model.group_stats
+    x = model.normalize_features(morphology)
+    obs = with_key_aliases(morphology.obs, reg.pair_key)
+    g = group_ids(obs, reg.pair_key, "morphology").to_numpy()
+    train = [i for i, r in enumerate(reg.group_roles) if r == "train"]
+    emb_train = stats["embedding"][train]
+    ok = np.isfinite(emb_train).all(axis=1)
+    emb_train = emb_train[ok]
+    if "morph_mean" not in stats:  # a model saved before this statistic: recompute it
+        stats["morph_mean"] = _training_morph_means(model)
+    mean_train = stats["morph_mean"][train][ok]
+    rng = np.random.default_rng(seed)
+    out = np.zeros((len(groups), 2))
+    for k, name in enumerate(groups):
+        rows = x[g == name]
+        e = model.condition_embedding(rows, rng)
+        out[k, 0] = np.linalg.norm(emb_train - e, axis=1).min()
+        out[k, 1] = np.linalg.norm(mean_train - rows.mean(axis=0), axis=1).min()
+    return out
+
+
+def _training_morph_means(model: PhenoSeqModel) -> np.ndarray:
+    """Mean normalised morphology of every registered group, from the recorded training data."""
+    from .evaluate.run import load_training
+
+    paired = load_training(model)
+    x = model.normalize_features(paired.morphology)
+    g = paired.morphology.obs[K.GROUP].astype(str).to_numpy()
+    out = np.full((len(model.registry.group_names), x.shape[1]), np.nan, np.float32)
+    for i, name in enumerate(model.registry.group_names):
+        rows = g == name
+        if rows.any():
+            out[i] = x[rows].mean(axis=0)
+    return out
+
+
+@dataclass
+class Calibration:
+    """What :func:`calibrate` stores in the model directory (``calibration.json``)."""
+
+    levels: list[float]
+    q_bulk: list[float]  # conformal multipliers of (sd + eps), per level
+    q_delta: list[float] | None
+    q_novel: list[float] | None  # multipliers from calibration groups of unseen treatments
+    ood_scale: list[float]  # medians of the two OOD distances over seen calibration groups
+    ood_reference: list[float]  # ood_score of every seen calibration group
+    n_groups: int
+    n_draws: int
+    n_cells: int
+    scores_summary: dict
+
+    def save(self, folder: str | Path) -> Path:
+        path = Path(folder) / CALIBRATION_FILE
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(asdict(self), indent=1))
+        return path
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Calibration | None:
+        path = Path(folder) / CALIBRATION_FILE
+        if not path.exists():
+            return None
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"cannot be read ({exc}).", "re-run `phenoseq calibrate`",
+                             path) from exc  # fmt: skip
+
+
+def ood_score(distances: np.ndarray, scale: list[float]) -> np.ndarray:
+    """Mean of the two distances, each divided by its calibration median."""
+    return (distances / np.maximum(np.asarray(scale), 1e-12)).mean(axis=1)
+
+
+def confidence(scores: np.ndarray, reference: list[float]) -> np.ndarray:
+    """Conformal p-value: ``(1 + #{reference >= score}) / (n + 1)``."""
+    ref = np.sort(np.asarray(reference))
+    n_ge = len(ref) - np.searchsorted(ref, scores, side="left")
+    return (1 + n_ge) / (len(ref) + 1)
+
+
+def calibrate(
+    model: PhenoSeqModel,
+    morphology: ad.AnnData,
+    expression: ad.AnnData,
+    levels: tuple[float, ...] = LEVELS,
+    n_draws: int = 20,
+    n_cells: int = 50,
+    seed: int = 0,
+    progress: bool = True,
+) -> Calibration:
+    """Conformal multipliers and the OOD reference from calibration groups (real data of groups
+    held out of training): their morphology is generated from, their expression is the truth."""
+    reg = model.registry
+    roles = dict(zip(reg.group_names, reg.group_roles, strict=True))
+    obs = with_key_aliases(morphology.obs, reg.pair_key)
+    g = group_ids(obs, reg.pair_key, "morphology").astype(str)
+    leaked = sorted(set(g) & {n for n, r in roles.items() if r == "train"})
+    if leaked:
+        raise InputError(
+            f"{len(leaked)} calibration group(s) were training groups, e.g. {leaked[:3]}.",
+            "calibrate on the split's calib groups only",
+        )
+    real = real_pseudobulk(model, expression)
+    d = draw(model, morphology, n_draws, n_cells, seed, progress)
+    novel = set(novel_groups(model, d.groups))
+    shared = [x for x in d.groups if x in real.index]
+    seen = [x for x in shared if x not in novel]
+    if len(seen) < 5:
+        raise InputError(
+            f"only {len(seen)} calibration group(s) of treatments seen in training "
+            "have both modalities.",
+            "hold out a calibration replicate (--calib) with several groups",
+        )
+    eps = _eps(d.spread)
+
+    def scores(names: list[str]) -> np.ndarray:
+        pick = [d.groups.index(x) for x in names]
+        return np.abs(real.loc[names].to_numpy() - d.centre[pick]) / (d.spread[pick] + eps)
+
+    s_bulk = scores(seen)
+    q_bulk = [conformal_quantile(s_bulk, lv) for lv in levels]
+    unseen = [x for x in shared if x in novel]
+    q_novel = [conformal_quantile(scores(unseen), lv) for lv in levels] if unseen else None
+    # delta vs the control of the same batch
+    controls = _controls(model, d.obs.reset_index(), d.groups)
+    have, dd = _deltas(d, controls)
+    q_delta = None
+    have = [x for x in have if x in seen and controls[x] in real.index]
+    if have:
+        idx = {x: i for i, x in enumerate(d.groups)}
+        dd = np.stack([d.values[idx[x]] - d.values[idx[controls[x]]] for x in have])
+        real_d = real.loc[have].to_numpy() - real.loc[[controls[x] for x in have]].to_numpy()
+        sd = dd.std(axis=1, ddof=1)
+        s_delta = np.abs(real_d - dd.mean(axis=1)) / (sd + _eps(sd))
+        q_delta = [conformal_quantile(s_delta, lv) for lv in levels]
+    # OOD reference: calibration groups of treatments seen in training
+    dist = ood_distances(model, morphology, seen, seed)
+    scale = np.median(dist, axis=0).tolist()
+    return Calibration(
+        levels=list(levels), q_bulk=q_bulk, q_delta=q_delta, q_novel=q_novel, ood_scale=scale,
+        ood_reference=ood_score(dist, scale).tolist(), n_groups=len(shared), n_draws=n_draws,
+        n_cells=n_cells,
+        scores_summary={"bulk_median": float(np.median(s_bulk)), "eps": eps,
+                        "n_delta_groups": len(have), "n_novel_groups": len(unseen)},
+    )  # fmt: skip
+
+
+def summarize(
+    model: PhenoSeqModel,
+    morphology: ad.AnnData,
+    calibration: Calibration | None = None,
+    levels: tuple[float, ...] = LEVELS,
+    n_draws: int = 20,
+    n_cells: int = 50,
+    threshold: float = 0.05,
+    seed: int = 0,
+    progress: bool = True,
+    **generate_kw,
+) -> ad.AnnData:
+    """The per-group summary AnnData (one row per group, genes as variables).
+
+    Layers ``mean``, ``lower_<level>``, ``upper_<level>`` for the pseudo-bulk and ``delta_*``
+    for the difference to the control of the same batch (groups whose control is present);
+    obs ``confidence``, ``ood_score``, ``ood_flag``, ``mean_width_<level>``. With a
+    ``calibration`` the intervals are conformal (``q * (sd + eps)`` around the draws' mean),
+    without one they are the raw quantiles of the draws.
+    """
+    d = draw(model, morphology, n_draws, n_cells, seed, progress, **generate_kw)
+    centre, spread = d.centre, d.spread
+    cal = calibration
+    if cal is not None:
+        missing = [lv for lv in levels if lv not in cal.levels]
+        if missing:
+            raise InputError(
+                f"levels {missing} were not calibrated (calibrated: {cal.levels}).",
+                "re-run `phenoseq calibrate --levels ...` or use those levels",
+            )
+    layers = {"mean": centre}
+    eps = _eps(spread)
+    for lv in levels:
+        if cal is not None:
+            half = cal.q_bulk[cal.levels.index(lv)] * (spread + eps)
+            lo, hi = centre - half, centre + half
+        else:
+            lo, hi = np.quantile(d.values, [(1 - lv) / 2, (1 + lv) / 2], axis=1)
+        layers[f"lower_{lv:g}"], layers[f"upper_{lv:g}"] = lo, hi
+    obs = d.obs.copy()
+    obs.index = pd.Index(d.groups, name=None)
+    controls = _controls(model, d.obs.reset_index(), d.groups)
+    have, dd = _deltas(d, controls)
+    if have:
+        rows = np.array([d.groups.index(g) for g in have])
+        full = lambda: np.full(centre.shape, np.nan, np.float32)  # noqa: E731
+        dm, dsd = dd.mean(axis=1), dd.std(axis=1, ddof=1)
+        layers["delta_mean"] = full()
+        layers["delta_mean"][rows] = dm
+        for lv in levels:
+            lo_l, hi_l = full(), full()
+            if cal is not None and cal.q_delta is not None:
+                half = cal.q_delta[cal.levels.index(lv)] * (dsd + _eps(dsd))
+                lo_l[rows], hi_l[rows] = dm - half, dm + half
+            else:
+                lo_l[rows], hi_l[rows] = np.quantile(dd, [(1 - lv) / 2, (1 + lv) / 2], axis=1)
+            layers[f"delta_lower_{lv:g}"], layers[f"delta_upper_{lv:g}"] = lo_l, hi_l
+        obs["control_group"] = [controls.get(g, "") for g in d.groups]
+    for lv in levels:
+        obs[f"mean_width_{lv:g}"] = (layers[f"upper_{lv:g}"] - layers[f"lower_{lv:g}"]).mean(1)
+    if cal is not None:
+        score = ood_score(ood_distances(model, morphology, d.groups, seed), cal.ood_scale)
+        obs["ood_score"] = score
+        obs["confidence"] = confidence(score, cal.ood_reference)
+        obs["ood_flag"] = obs["confidence"] < threshold
+    out = ad.AnnData(X=centre.astype(np.float32), obs=obs,
+                     var=pd.DataFrame(index=pd.Index(model.registry.genes)))  # fmt: skip
+    for k, v in layers.items():
+        out.layers[k] = np.asarray(v, np.float32)
+    out.uns[K.UNS] = {
+        "levels": list(levels), "n_draws": n_draws, "n_cells_per_draw": n_cells,
+        "intervals": "conformal" if cal is not None else "raw draw quantiles (uncalibrated)",
+        "ood_threshold": threshold, "seed": seed,
+    }  # fmt: skip
+    return out
+
+
+def coverage(summary: ad.AnnData, truth: pd.DataFrame, prefix: str = "") -> dict:
+    """Empirical coverage and mean width per level over (group, gene) pairs of the groups in
+    both ``summary`` and ``truth`` (groups x genes real values: pseudo-bulks or deltas)."""
+    groups = [g for g in summary.obs_names if g in truth.index]
+    rows = [summary.obs_names.get_loc(g) for g in groups]
+    y = truth.loc[groups, list(summary.var_names)].to_numpy()
+    out = {}
+    for lv in summary.uns[K.UNS]["levels"]:
+        lo = summary.layers[f"{prefix}lower_{lv:g}"][rows]
+        hi = summary.layers[f"{prefix}upper_{lv:g}"][rows]
+        ok = np.isfinite(lo).all(axis=1)
+        inside = (y[ok] >= lo[ok]) & (y[ok] <= hi[ok])
+        out[f"{lv:g}"] = {"coverage": float(inside.mean()) if ok.any() else None,
+                          "mean_width": float((hi[ok] - lo[ok]).mean()) if ok.any() else None,
+                          "n_groups": int(ok.sum())}  # fmt: skip
+    return out
+
+
+def auroc(scores_pos: np.ndarray, scores_neg: np.ndarray) -> float:
+    """P(score of a positive > score of a negative), ties counting half (Mann-Whitney)."""
+    pos, neg = np.asarray(scores_pos, float), np.asarray(scores_neg, float)
+    if not len(pos) or not len(neg):
+        return float("nan")
+    greater = (pos[:, None] > neg[None, :]).mean()
+    ties = (pos[:, None] == neg[None, :]).mean()
+    return float(greater + 0.5 * ties)
+
+
+def parse_levels(text: str | None) -> tuple[float, ...]:
+    """``"0.5,0.8,0.9,0.95"`` -> levels, each in (0, 1)."""
+    if not text:
+        return LEVELS
+    try:
+        levels = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise InputError(f"--levels '{text}' is not a list of numbers.",
+                         "write e.g. 0.5,0.8,0.9,0.95") from exc  # fmt: skip
+    if not levels or not all(0 < lv < 1 for lv in levels):
+        raise InputError(f"--levels {levels} must lie strictly between 0 and 1.",
+                         "write e.g. 0.5,0.8,0.9,0.95")  # fmt: skip
+    return levels
+
+
+def calibrate_model(
+    model_dir: str | Path,
+    morphology: str | Path | None = None,
+    expression: str | Path | None = None,
+    levels: tuple[float, ...] = LEVELS,
+    n_draws: int = 20,
+    n_cells: int = 50,
+    seed: int = 0,
+    progress: bool = True,
+) -> Calibration:
+    """``phenoseq calibrate``: calibrate a model directory and store ``calibration.json`` in it.
+
+    Default data: the model's recorded training inputs, restricted to the split's ``calib``
+    groups (held out of training); or explicit calibration files.
+    """
+    from .data import read_expression, read_morphology
+    from .model import PhenoSeqModel
+
+    model = PhenoSeqModel.load(model_dir)
+    reg = model.registry
+    if morphology is None and expression is None:
+        from .evaluate.run import load_training
+
+        paired = load_training(model)
+        calib = {g for g, r in zip(reg.group_names, reg.group_roles, strict=True) if r == "calib"}
+        if not calib:
+            raise InputError("the model's split has no calib groups.",
+                             "train with --calib REPLICATES, or pass --morphology/--expression "
+                             "of calibration groups", model_dir)  # fmt: skip
+        m = paired.morphology[paired.morphology.obs[K.GROUP].isin(calib)].copy()
+        e = paired.expression[paired.expression.obs[K.GROUP].isin(calib)].copy()
+    elif morphology is None or expression is None:
+        raise InputError("pass both --morphology and --expression (or neither).",
+                         "give the calibration groups' two modalities")  # fmt: skip
+    else:
+        m = read_morphology(morphology, obsm_key=reg.inputs.get("morphology_obsm"))
+        e = read_expression(expression, kind=reg.kind)
+    cal = calibrate(model, m, e, levels, n_draws, n_cells, seed, progress)
+    cal.save(model_dir)
+    return cal

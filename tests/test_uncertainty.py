@@ -1,0 +1,115 @@
+"""Uncertainty: conformal coverage on exchangeable data, confidence, summary layout, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from phenoseq.cli import main
+from phenoseq.demo import run_demo
+from phenoseq.errors import InputError
+from phenoseq.uncertainty import (
+    Calibration,
+    auroc,
+    confidence,
+    conformal_quantile,
+    coverage,
+    parse_levels,
+)
+from test_demo import tiny
+
+
+def test_conformal_quantile_is_the_finite_sample_rank():
+    s = np.arange(1, 10.0)  # n = 9
+    assert conformal_quantile(s, 0.5) == 5.0  # ceil(10 * 0.5) = 5th smallest
+    assert conformal_quantile(s, 0.8) == 8.0
+    assert conformal_quantile(s, 0.95) == np.inf  # ceil(9.5) = 10 > n
+
+
+@pytest.mark.parametrize("level", [0.5, 0.8, 0.9, 0.95])
+def test_split_conformal_covers_exchangeable_data_at_the_nominal_rate(level):
+    """Heteroscedastic data with a wrong (too small) model spread: normalised scores from 50
+    calibration points set the multiplier; over many repetitions the coverage of a new point
+    is >= level and within the 1/(n+1) slack of it."""
+    rng = np.random.default_rng(0)
+    n_cal, reps, hits = 50, 4000, 0
+    for _ in range(reps):
+        sd_model = rng.uniform(0.5, 2.0, n_cal + 1)
+        y = rng.standard_t(5, n_cal + 1) * sd_model * 3.0  # truth 3x wider, heavy-tailed
+        q = conformal_quantile(np.abs(y[:-1]) / sd_model[:-1], level)
+        hits += abs(y[-1]) <= q * sd_model[-1]
+    cov = hits / reps
+    assert level - 0.02 <= cov <= level + 1 / (n_cal + 1) + 0.02
+
+
+def test_confidence_is_a_conformal_p_value_and_auroc_matches_sklearn():
+    ref = [1.0, 2.0, 3.0, 4.0]
+    np.testing.assert_allclose(confidence(np.array([0.5, 2.0, 10.0]), ref), [1.0, 0.8, 0.2])
+    rng = np.random.default_rng(1)
+    pos, neg = rng.normal(1, 1, 30), rng.normal(0, 1, 40)
+    want = roc_auc_score(np.r_[np.ones(30), np.zeros(40)], np.r_[pos, neg])
+    assert auroc(pos, neg) == pytest.approx(want)
+
+
+def test_coverage_counts_group_gene_pairs():
+    s = ad.AnnData(np.zeros((2, 3), np.float32), obs=pd.DataFrame(index=["a", "b"]),
+                   var=pd.DataFrame(index=["g1", "g2", "g3"]))  # fmt: skip
+    s.layers["lower_0.8"] = -np.ones((2, 3), np.float32)
+    s.layers["upper_0.8"] = np.ones((2, 3), np.float32)
+    s.uns["phenoseq"] = {"levels": [0.8]}
+    truth = pd.DataFrame([[0, 2, 0], [0, 0, 0], [9, 9, 9]], index=["a", "b", "z"],
+                         columns=["g1", "g2", "g3"])  # fmt: skip
+    got = coverage(s, truth)["0.8"]
+    assert got == {"coverage": 5 / 6, "mean_width": 2.0, "n_groups": 2}
+
+
+def test_parse_levels():
+    assert parse_levels("0.8, 0.9") == (0.8, 0.9)
+    with pytest.raises(InputError, match="strictly between"):
+        parse_levels("0.8,1.2")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("unc") / "demo"
+    run_demo(out, tiny(), progress=False)
+    return out
+
+
+def test_calibrate_then_generate_summary(run, tmp_path, capsys):
+    args = ["generate", "--model", str(run / "model"), "--morphology",
+            str(run / "heldout_morphology.h5ad"), "--out", str(tmp_path / "g.h5ad"),
+            "--n-cells", "4", "--steps", "3", "--n-draws", "4",
+            "--cells-per-draw", "3"]  # fmt: skip
+    main([*args, "--summary", str(tmp_path / "raw.h5ad")])  # not calibrated yet
+    assert "not calibrated" in capsys.readouterr().err
+    raw = ad.read_h5ad(tmp_path / "raw.h5ad")
+    assert "confidence" not in raw.obs and raw.uns["phenoseq"]["intervals"].startswith("raw")
+    main(["calibrate", "--model", str(run / "model"), "--n-draws", "4", "--cells-per-draw", "3",
+          "--levels", "0.5,0.8,0.9,0.95"])  # fmt: skip
+    cal = Calibration.load(run / "model")
+    assert cal.n_groups >= 5 and len(cal.q_bulk) == 4
+    assert np.all(np.diff(cal.q_bulk) >= 0)  # wider intervals for higher levels
+    main([*args, "--summary", str(tmp_path / "s.h5ad")])
+    s = ad.read_h5ad(tmp_path / "s.h5ad")
+    held = ad.read_h5ad(run / "heldout_morphology.h5ad")
+    assert s.n_obs == held.obs["Sample_ID"].nunique()
+    for lv in ("0.5", "0.8", "0.9", "0.95"):
+        lo, hi = s.layers[f"lower_{lv}"], s.layers[f"upper_{lv}"]
+        assert (lo <= s.layers["mean"]).all() and (s.layers["mean"] <= hi).all()
+        assert f"delta_lower_{lv}" in s.layers
+    assert ((s.obs["confidence"] > 0) & (s.obs["confidence"] <= 1)).all()
+    assert s.obs["ood_flag"].dtype == bool
+    widths = [s.obs[f"mean_width_{lv}"].mean() for lv in ("0.5", "0.8", "0.9", "0.95")]
+    assert widths == sorted(widths)
+    ctrl = s.obs["control_group"]
+    assert np.isnan(s.layers["delta_mean"][(ctrl == "").to_numpy()]).all()
+    assert json.loads((run / "model" / "calibration.json").read_text())["levels"][0] == 0.5
+    with pytest.raises(SystemExit):
+        main([*args, "--summary", str(tmp_path / "x.h5ad"), "--levels", "0.7"])
+    assert not (tmp_path / "x.h5ad").exists()
