@@ -58,17 +58,59 @@ def one(run: Path) -> dict:
     return out
 
 
+LEVELS = ("0.5", "0.8", "0.9", "0.95")
+
+
+def reliability_plot(rows: list[dict], path: Path) -> None:
+    """Nominal vs empirical coverage: one panel each for pseudo-bulk and delta, per seed + mean."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    nominal = np.array([float(v) for v in LEVELS])
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), sharey=True)
+    for ax, target in zip(axes, ("bulk", "delta"), strict=True):
+        ax.plot([0.4, 1], [0.4, 1], color="grey", lw=1, ls="--", label="nominal")
+        ax.fill_between([0.4, 1], [0.35, 0.95], [0.45, 1.05], color="grey", alpha=0.12,
+                        label="±5 points")  # fmt: skip
+        for kind, colour in (("seen", "tab:blue"), ("unseen", "tab:orange")):
+            cov = np.array([[r[f"{target}/{kind}"][lv]["coverage"] for lv in LEVELS]
+                            for r in rows])  # fmt: skip
+            for c in cov:
+                ax.plot(nominal, c, color=colour, alpha=0.3, lw=1, marker=".")
+            ax.plot(nominal, cov.mean(axis=0), color=colour, lw=2, marker="o",
+                    label=f"{kind} treatments (mean of {len(rows)} seeds)")  # fmt: skip
+        ax.set_title({"bulk": "pseudo-bulk", "delta": "delta vs control"}[target])
+        ax.set_xlabel("nominal coverage")
+        ax.set_xlim(0.4, 1.0)
+        ax.set_ylim(0.4, 1.02)
+    axes[0].set_ylabel("empirical coverage (test replicate)")
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle("Conformal intervals calibrated on replicate 3, scored on replicate 4")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=Path, nargs="+", required=True)
+    ap.add_argument("--runs", type=Path, nargs="*", default=[])
     ap.add_argument("--out", type=Path, default=Path("bench/out/uncertainty"))
+    ap.add_argument("--figure", type=Path, default=None, help="Reliability plot PNG to write.")
+    ap.add_argument("--rows", type=Path, default=None, help="Re-plot a previous rows.json.")
     args = ap.parse_args()
-    rows = []
+    rows = json.loads(args.rows.read_text()) if args.rows else []
     for run in args.runs:
         rows.append(one(run))
         print(run, json.dumps(rows[-1]), flush=True)
+    if not rows:
+        ap.error("pass --runs or --rows")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "rows.json").write_text(json.dumps(rows, indent=1))
+    if args.figure is not None:
+        reliability_plot(rows, args.figure)
     lines = ["| target | groups | " + " | ".join(f"{lv} coverage" for lv in
                                                   ("0.5", "0.8", "0.9", "0.95")) + " | width 0.9 |",
              "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip

@@ -113,3 +113,32 @@ def test_calibrate_then_generate_summary(run, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([*args, "--summary", str(tmp_path / "x.h5ad"), "--levels", "0.7"])
     assert not (tmp_path / "x.h5ad").exists()
+
+
+def _summary(conf, width, flag):
+    n = len(conf)
+    obs = pd.DataFrame({"confidence": conf, "ood_flag": flag, "mean_width_0.9": width,
+                        "Metadata_Well": [f"A{i:02d}" for i in range(n)]},
+                       index=[f"g{i}" for i in range(n)])  # fmt: skip
+    s = ad.AnnData(np.zeros((n, 2), np.float32), obs=obs)
+    s.uns["phenoseq"] = {"levels": [0.5, 0.9]}
+    return s
+
+
+def test_suggest_puts_flagged_then_uncertain_groups_first(tmp_path):
+    from phenoseq.uncertainty import suggest
+
+    s = _summary([0.9, 0.02, 0.85, 0.1, 0.8], [1.0, 1.0, 3.0, 2.5, 0.5],
+                 [False, True, False, False, False])  # fmt: skip
+    t = suggest(s, 3)
+    assert t["group"].tolist() == ["g1", "g3", "g2"]  # OOD; low confidence + wide; widest
+    assert t["rank"].tolist() == [1, 2, 3] and "Metadata_Well" in t
+    assert t["reason"].iloc[0].startswith("unlike the training data")
+    s.write_h5ad(tmp_path / "s.h5ad")
+    main(["suggest", "--summary", str(tmp_path / "s.h5ad"), "--budget", "2",
+          "--out", str(tmp_path / "pick.tsv")])  # fmt: skip
+    assert pd.read_csv(tmp_path / "pick.tsv", sep="\t")["group"].tolist() == ["g1", "g3"]
+    with pytest.raises(SystemExit):
+        main(["suggest", "--summary", str(tmp_path / "s.h5ad"), "--budget", "0",
+              "--out", str(tmp_path / "bad.tsv")])  # fmt: skip
+    assert not (tmp_path / "bad.tsv").exists()

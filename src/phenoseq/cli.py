@@ -489,6 +489,39 @@ def calibrate(
 
 
 @app.command()
+def suggest(
+    summary: Annotated[
+        Path, typer.Option("--summary", help="Per-group summary from `generate --summary`.")
+    ],
+    budget: Annotated[int, typer.Option(help="How many groups you can sequence.")],
+    out: Annotated[Path, typer.Option("--out", help="Ranked list to write (.tsv or .csv).")],
+    level: Annotated[
+        float | None, typer.Option(help="Interval level whose width counts (default 0.9).")
+    ] = None,
+) -> None:
+    """Rank groups by how much sequencing them would reduce uncertainty; write the top --budget."""
+    import anndata as ad
+
+    from .io import atomic_path
+    from .uncertainty import suggest as rank
+
+    if not summary.is_file():
+        raise InputError("does not exist.", "pass the --summary file of `generate`", summary)
+    table = rank(ad.read_h5ad(summary), budget, level)
+    if "confidence" in table and table["confidence"].isna().all():
+        err_console.print(
+            "[yellow]warning:[/] uncalibrated summary: ranked by interval "
+            "width only (run `phenoseq calibrate` before `generate --summary`)"
+        )
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, sep="," if out.suffix == ".csv" else "\t", index=False)
+    for _, r in table.head(10).iterrows():
+        console.print(f"{r['rank']:>3}  {r['group']}  confidence {r['confidence']:.2f}  "
+                      f"width {r['mean_width']:.2f}  {r['reason']}")  # fmt: skip
+    console.print(f"{len(table)} group(s) to sequence written to {out}")
+
+
+@app.command()
 def evaluate(
     model: Annotated[Path, typer.Option("--model", help="Model directory from `phenoseq train`.")],
     generated: Annotated[
