@@ -142,3 +142,28 @@ def test_suggest_puts_flagged_then_uncertain_groups_first(tmp_path):
         main(["suggest", "--summary", str(tmp_path / "s.h5ad"), "--budget", "0",
               "--out", str(tmp_path / "bad.tsv")])  # fmt: skip
     assert not (tmp_path / "bad.tsv").exists()
+
+
+def test_evaluate_scores_the_summary_and_the_report_draws_it(run, tmp_path, capsys):
+    gen = ["generate", "--model", str(run / "model"), "--morphology",
+           str(run / "heldout_morphology.h5ad"), "--out", str(tmp_path / "g.h5ad"),
+           "--n-cells", "6", "--steps", "3", "--n-draws", "4", "--cells-per-draw", "3",
+           "--summary", str(tmp_path / "s.h5ad")]  # fmt: skip
+    if not (run / "model" / "calibration.json").exists():
+        main(["calibrate", "--model", str(run / "model"), "--n-draws", "4",
+              "--cells-per-draw", "3"])  # fmt: skip
+    main(gen)
+    main(["evaluate", "--model", str(run / "model"), "--generated", str(tmp_path / "g.h5ad"),
+          "--expression", str(run / "heldout_expression.h5ad"), "--morphology",
+          str(run / "heldout_morphology.h5ad"), "--summary", str(tmp_path / "s.h5ad"),
+          "--out", str(tmp_path / "m.json"), "--quiet"])  # fmt: skip
+    assert "interval coverage pseudobulk/seen" in capsys.readouterr().out
+    unc = json.loads((tmp_path / "m.json").read_text())["uncertainty"]
+    cov = unc["coverage"]["pseudobulk/seen"]
+    assert set(cov) == {"0.5", "0.8", "0.9", "0.95"}
+    assert all(0 <= c["coverage"] <= 1 for c in cov.values())
+    assert 0 <= unc["ood_auroc"] <= 1
+    main(["report", "--metrics", str(tmp_path / "m.json"), "--out", str(tmp_path / "r.html"),
+          "--figures", str(tmp_path / "fig")])  # fmt: skip
+    assert "id='reliability'" in (tmp_path / "r.html").read_text()
+    assert (tmp_path / "fig" / "reliability.png").exists()

@@ -543,6 +543,10 @@ def evaluate(
         Path | None, typer.Option(help="Training morphology, if moved since training.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of subsamples and baseline draws.")] = 0,
+    summary: Annotated[
+        Path | None,
+        typer.Option("--summary", help="`generate --summary` output: score its intervals too."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Score generated cells against real held-out cells, baselines and the split-half ceiling."""
@@ -551,9 +555,18 @@ def evaluate(
     from .report.console import print_metrics
 
     ev = run_evaluation(model, generated, expression, morphology, train_expression,
-                        train_morphology, seed=seed, progress=not quiet)  # fmt: skip
+                        train_morphology, seed=seed, progress=not quiet,
+                        summary=summary)  # fmt: skip
     write_evaluation(ev, out)
     print_metrics(ev.metrics, console)
+    unc = ev.metrics.get("uncertainty")
+    if unc:
+        for key, cov in unc["coverage"].items():
+            cells = ", ".join(f"{lv}: {c['coverage']:.2f}" for lv, c in cov.items()
+                              if c["coverage"] is not None)  # fmt: skip
+            console.print(f"interval coverage {key}: {cells}")
+        if unc.get("ood_auroc") is not None:
+            console.print(f"OOD AUROC (unseen vs seen treatments): {unc['ood_auroc']:.3f}")
     console.print(f"metrics written to {out} (plot data: {plots_path(out).name})")
 
 

@@ -492,3 +492,40 @@ def suggest(summary: ad.AnnData, budget: int, level: float | None = None) -> pd.
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     extra = [c for c in obs.columns if c.startswith("Metadata_") or c in (K.TREATMENT,)]
     return table.join(obs[extra], on="group").reset_index(drop=True)
+
+
+def score_summary(model: PhenoSeqModel, summary: ad.AnnData, expression: ad.AnnData) -> dict:
+    """Coverage and width per level of the pseudo-bulk and delta intervals against real
+    held-out cells, separately for groups of seen and unseen treatments, and the OOD AUROC
+    (unseen vs seen groups by ``ood_score``): the ``uncertainty`` section of ``metrics.json``."""
+    real = real_pseudobulk(model, expression)
+    groups = [g for g in summary.obs_names if g in real.index]
+    if not groups:
+        raise InputError(
+            "the summary shares no group with the held-out expression.",
+            "pass the --summary generated from the held-out morphology",
+        )
+    novel = set(novel_groups(model, groups))
+    ctrl = summary.obs["control_group"] if "control_group" in summary.obs else None
+    out: dict = {"levels": [float(v) for v in np.ravel(summary.uns[K.UNS]["levels"])],
+                 "intervals": summary.uns[K.UNS].get("intervals"), "coverage": {}}  # fmt: skip
+    for subset, names in (("seen", [g for g in groups if g not in novel]),
+                          ("unseen", [g for g in groups if g in novel])):  # fmt: skip
+        if not names:
+            continue
+        out["coverage"][f"pseudobulk/{subset}"] = coverage(summary[names], real)
+        if ctrl is not None:
+            have = [g for g in names if ctrl[g] and ctrl[g] != g and ctrl[g] in real.index]
+            if have:
+                delta = pd.DataFrame(real.loc[have].to_numpy()
+                                     - real.loc[ctrl[have].to_numpy()].to_numpy(),
+                                     index=have, columns=real.columns)  # fmt: skip
+                out["coverage"][f"delta/{subset}"] = coverage(summary[have], delta, "delta_")
+    if "ood_score" in summary.obs:
+        s = summary.obs.loc[groups, "ood_score"]
+        out["ood_auroc"] = auroc(s[[g in novel for g in groups]].to_numpy(),
+                                 s[[g not in novel for g in groups]].to_numpy())  # fmt: skip
+        flag = summary.obs.loc[groups, "ood_flag"].astype(bool)
+        out["flagged"] = {"seen": int(flag[[g not in novel for g in groups]].sum()),
+                          "unseen": int(flag[[g in novel for g in groups]].sum())}  # fmt: skip
+    return out

@@ -96,6 +96,7 @@ def evaluate(
     seed: int = 0,
     k: int = 50,
     progress: bool = True,
+    summary: ad.AnnData | str | Path | None = None,
 ) -> Evaluation:
     """Evaluate generated cells against real held-out cells, with baselines and ceilings.
 
@@ -114,6 +115,10 @@ def evaluate(
         Seed of every subsample, split-half and baseline draw (same seed, same numbers).
     k
         Number of top DEGs compared.
+    summary
+        The per-group summary of ``generate --summary`` for the same morphology: adds the
+        ``uncertainty`` section (interval coverage and width per level, seen / unseen, pseudo-bulk
+        and delta; OOD AUROC), see :func:`phenoseq.uncertainty.score_summary`.
 
     Returns
     -------
@@ -182,6 +187,10 @@ def evaluate(
     methods = {"model": model_cells, **_baselines(model, data, test, gen, space, n_cells, seed,
                                                   progress)}  # fmt: skip
     ev = score(data, methods, space, seed=seed, k=k)
+    if summary is not None:
+        from ..uncertainty import score_summary
+
+        ev.metrics["uncertainty"] = score_summary(model, _read(summary, read_h5ad), expr)
     ev.metrics["provenance"] = {
         "model": model_dir, "phenoseq_version": gen.uns.get(K.UNS, {}).get("version"),
         "sampler": {k_: gen.uns.get(K.UNS, {}).get(k_) for k_ in ("sampler", "n_steps",

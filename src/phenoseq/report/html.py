@@ -110,7 +110,7 @@ def _identification_table(metrics: dict) -> str:
 
 def render(metrics: dict, plots: dict[str, np.ndarray]) -> str:
     """The report as an HTML string."""
-    from .plots import FIGURES, draw
+    from .plots import FIGURES, draw, figures_for
 
     s = metrics.get("settings", {})
     groups = metrics.get("groups", {})
@@ -129,7 +129,8 @@ def render(metrics: dict, plots: dict[str, np.ndarray]) -> str:
         "<h2>Metrics</h2>", metrics_table(metrics),
         "<h2>Treatment identification</h2>", _identification_table(metrics),
     ]  # fmt: skip
-    for fig_id, (title, _) in FIGURES.items():
+    for fig_id in figures_for(metrics):
+        title = FIGURES[fig_id][0]
         data, w, h = _png(draw(fig_id, metrics, plots))
         parts.append(
             f"<h2>{html.escape(title)}</h2><figure class=plot id='{fig_id}'>"
@@ -148,13 +149,13 @@ def write_report(
 
     ``figures``: also write every plot as ``<id>.png`` into this folder (e.g. for a paper).
     """
-    from .plots import FIGURES, draw
+    from .plots import draw, figures_for
 
     metrics, plots = read_metrics(metrics_path)
     text = render(metrics, plots)
     if figures is not None:
         with atomic_path(figures, is_dir=True) as tmp:
-            for fig_id in FIGURES:
+            for fig_id in figures_for(metrics):
                 data, _, _ = _png(draw(fig_id, metrics, plots))
                 (tmp / f"{fig_id}.png").write_bytes(base64.b64decode(data))
     with atomic_path(out) as tmp:

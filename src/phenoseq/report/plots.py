@@ -179,6 +179,33 @@ def identification_bars(metrics: dict, plots: dict | None = None) -> Figure:
     return fig
 
 
+def reliability(metrics: dict, plots: dict | None = None) -> Figure:
+    """Nominal vs empirical coverage of the summary's intervals (pseudo-bulk, delta)."""
+    cov = metrics["uncertainty"]["coverage"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True, sharey=True)
+    for ax, target in zip(axes, ("pseudobulk", "delta"), strict=True):
+        ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="nominal")
+        for subset, colour in (("seen", MODEL), ("unseen", "#edae49")):
+            c = cov.get(f"{target}/{subset}")
+            if not c:
+                continue
+            lv = [float(k) for k in c]
+            emp = [np.nan if v["coverage"] is None else v["coverage"] for v in c.values()]
+            ax.plot(lv, emp, marker="o", color=colour, label=f"{subset} treatments")
+        ax.set_xlim(0.4, 1)
+        ax.set_ylim(0.3, 1.02)
+        ax.set_xlabel("nominal coverage")
+        ax.set_title({"pseudobulk": "pseudo-bulk", "delta": "delta vs control"}[target],
+                     fontsize=10)  # fmt: skip
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("empirical coverage")
+    axes[0].legend(fontsize=8)
+    auc = metrics["uncertainty"].get("ood_auroc")
+    if auc is not None:
+        fig.suptitle(f"OOD AUROC (unseen vs seen treatments) {auc:.2f}", fontsize=10)
+    return fig
+
+
 # id -> (heading, function(metrics, plots)), in the order of the report
 FIGURES = {
     "metric_bars": ("Model vs baselines vs ceiling", metric_bars),
@@ -186,7 +213,17 @@ FIGURES = {
     "r2_histogram": ("Per-gene R² of treatment means", r2_histogram),
     "identification": ("Treatment identification and retrieval", identification_bars),
     "confusion": ("Confusion matrices (seen treatments, held-out replicate)", confusion),
+    "reliability": ("Interval coverage: nominal vs empirical", reliability),
 }
+
+
+# figures drawn only when their section is in metrics.json
+OPTIONAL = {"reliability": "uncertainty"}
+
+
+def figures_for(metrics: dict) -> list[str]:
+    """The figure ids of :data:`FIGURES` that ``metrics`` has the data for."""
+    return [f for f in FIGURES if f not in OPTIONAL or OPTIONAL[f] in metrics]
 
 
 def draw(name: str, metrics: dict, plots: dict) -> Figure:
