@@ -266,13 +266,11 @@ def calibrate(
     unseen = [x for x in shared if x in novel]
     q_novel = [conformal_quantile(scores(unseen), lv) for lv in levels] if unseen else None
     # delta vs the control of the same batch
-    controls = _controls(model, d.obs.reset_index(), d.groups)
+    controls = {x: c for x, c in _controls(model, d.obs.reset_index(), d.groups).items()
+                if x in seen and c != x and c in real.index}  # fmt: skip
     have, dd = _deltas(d, controls)
     q_delta = None
-    have = [x for x in have if x in seen and controls[x] in real.index]
     if have:
-        idx = {x: i for i, x in enumerate(d.groups)}
-        dd = np.stack([d.values[idx[x]] - d.values[idx[controls[x]]] for x in have])
         real_d = real.loc[have].to_numpy() - real.loc[[controls[x] for x in have]].to_numpy()
         sd = dd.std(axis=1, ddof=1)
         s_delta = np.abs(real_d - dd.mean(axis=1)) / (sd + _eps(sd))
