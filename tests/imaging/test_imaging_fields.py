@@ -128,3 +128,9 @@ def test_loaddata_csv_gives_fields_and_metadata(tmp_path):
     pd.DataFrame(rows).drop(columns=["FileName_OrigMito"]).to_csv(tmp_path / "bad.csv")
     with pytest.raises(InputError, match="0 columns for channel Mito"):
         fields_from_loaddata(tmp_path / "bad.csv")
+
+
+def test_a_pattern_that_matches_no_file_is_named(tmp_path):
+    write_opera(tmp_path)
+    with pytest.raises(InputError, match="match a channel token but not --pattern"):
+        discover_fields(tmp_path, CMAP, r"(?P<plate>BR\d+)_(?P<well>[A-P]\d\d)")

@@ -128,6 +128,7 @@ def discover_fields(
     meta_re = re.compile(pattern) if pattern else None
     regs = {c: _token_regex(t) for c, t in cmap.items()}
     fields: dict[tuple, dict] = {}
+    unmatched: list[str] = []
     for path in files:
         rel = str(path.relative_to(images))
         hits = [(c, m) for c, r in regs.items() if (m := r.search(path.name))]
@@ -141,6 +142,7 @@ def discover_fields(
         if meta_re is not None:
             mm = meta_re.search(rel)
             if mm is None:
+                unmatched.append(path.name)
                 continue  # not an image of this layout (e.g. a thumbnail)
             meta = {k: v for k, v in mm.groupdict().items() if v is not None}
             key = tuple(meta.items())
@@ -164,6 +166,12 @@ def discover_fields(
         common = os.path.commonprefix(stems).strip("-_ ") or "field"
         fields = {("",): {"meta": {"image": common}, "sources": merged}}
     missing = {c for c in CHANNELS if not any(c in e["sources"] for e in fields.values())}
+    if missing and unmatched:
+        raise InputError(
+            f"{len(unmatched)} file(s) match a channel token but not --pattern (e.g. "
+            f"{unmatched[0]}), leaving channel(s) {', '.join(sorted(missing))} without files.",
+            "fix --pattern (it is searched in the path relative to --images)", images,
+        )  # fmt: skip
     if missing:
         raise InputError(
             f"no file name matches the token of channel(s) {', '.join(sorted(missing))} "
