@@ -390,7 +390,10 @@ def train(
     mcfg = ModelConfig(n_latent=n_latent, n_top_genes=n_top_genes, batch_key=batch_key)
     model = train_model(inputs, out, mcfg, tcfg, resume=resume)
     early = " (stopped early by --max-minutes)" if model.history.get("stopped_early") else ""
-    console.print(f"model written to {out}{early}")
+    from .train import world
+
+    if world()[0] == 0:  # under torchrun only rank 0 wrote
+        console.print(f"model written to {out}{early}")
 
 
 @app.command()

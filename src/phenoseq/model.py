@@ -43,7 +43,16 @@ from .nn import (
     make_scheduler,
     sample_nb,
 )
-from .train import Checkpointer, Phase, TrainConfig, TrainState, run_phase, set_seed
+from .train import (
+    Checkpointer,
+    Phase,
+    TrainConfig,
+    TrainState,
+    init_distributed,
+    run_phase,
+    set_seed,
+    shard,
+)
 
 Kind = Literal["counts", "continuous", "embedding"]
 SamplerName = Literal["dpmpp_2m", "ddim", "ddpm"]
@@ -316,7 +325,7 @@ class PhenoSeqModel:
         lib = torch.from_numpy(expr["library"])
 
         def loss(rng: np.random.Generator, gen: torch.Generator) -> torch.Tensor:
-            idx = torch.from_numpy(rng.choice(rows, size=cfg.batch_size))
+            idx = torch.from_numpy(rng.choice(rows, size=cfg.batch_size))[shard(cfg.batch_size)]
             return ae.loss(x_in[idx], target[idx], lib[idx]).loss
 
         params = [p for p in ae.parameters() if p.requires_grad]
@@ -325,13 +334,13 @@ class PhenoSeqModel:
     def _diffusion_phase(self, store: InMemoryGroupStore, val_store) -> Phase:
         cfg, diff = self.train_config, self.diffusion
 
-        def batch_loss(source, rng, gen) -> torch.Tensor:
+        def batch_loss(source, rng, gen, rows: slice | None = None) -> torch.Tensor:
             b = source.pair_batch(rng, cfg.batch_size, cfg.set_size, cfg.targets_per_set)
             return diff.loss(torch.from_numpy(b.target), torch.from_numpy(b.cells), None, gen,
-                             torch.from_numpy(b.set_index))  # fmt: skip
+                             torch.from_numpy(b.set_index), rows)  # fmt: skip
 
         def loss(rng: np.random.Generator, gen: torch.Generator) -> torch.Tensor:
-            return batch_loss(store, rng, gen)
+            return batch_loss(store, rng, gen, shard(cfg.batch_size))
 
         def val_loss() -> float:
             rng, gen = np.random.default_rng(0), torch.Generator().manual_seed(0)
@@ -653,6 +662,11 @@ def train_model(
     removed when the model directory is complete; ``resume=True`` continues from it.
     """
     out = Path(out)
+    tc = train_config or TrainConfig()
+    rank, size = init_distributed(tc.device)
+    if tc.batch_size % size:
+        raise InputError(f"--batch-size {tc.batch_size} does not split over {size} processes.",
+                         f"use a multiple of {size}")  # fmt: skip
     paired = load_paired(inputs)
     record = inputs.to_dict() | {  # absolute paths: `phenoseq evaluate` re-reads them
         k: str(Path(v).resolve()) for k, v in inputs.to_dict().items()
@@ -664,8 +678,9 @@ def train_model(
     if resume and not (ckpt / "state.json").exists():
         raise InputError(f"nothing to resume: {ckpt} does not exist.", "drop --resume", out)
     model.train(paired, ckpt, resume=resume, progress=progress, on_step=on_step)
-    model.save(out)
-    shutil.rmtree(ckpt, ignore_errors=True)
+    if rank == 0:  # one writer under torchrun
+        model.save(out)
+        shutil.rmtree(ckpt, ignore_errors=True)
     return model
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Callable
@@ -47,6 +48,63 @@ class TrainConfig:
     max_minutes: float | None = None
     seed: int = 0
     device: str = "cpu"
+
+
+def world() -> tuple[int, int]:
+    """``(rank, world size)`` of the torch.distributed job, ``(0, 1)`` outside one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed(device: str = "cpu") -> tuple[int, int]:
+    """Join the process group that ``torchrun`` describes in the environment (gloo on CPU,
+    nccl on CUDA); a no-op for a single process. Returns ``(rank, world size)``."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if str(device).startswith("cuda") else "gloo")
+    return world()
+
+
+def shard(n: int) -> slice:
+    """This rank's rows of a global batch of ``n`` rows (every rank draws the whole batch from
+    the same generators and keeps its slice, so N processes see exactly one process's batch)."""
+    rank, size = world()
+    k = n // size
+    return slice(rank * k, (rank + 1) * k)
+
+
+class _PhaseLoss(torch.nn.Module):
+    """The phase's trainable modules behind one ``forward`` (the loss), for DDP to wrap."""
+
+    def __init__(self, phase: Phase):
+        super().__init__()
+        trainable = {id(p) for p in phase.params}
+        self.mods = torch.nn.ModuleDict({
+            name: m for name, m in phase.modules.items()
+            if any(id(p) in trainable for p in m.parameters())
+        })  # fmt: skip
+        self._loss = phase.loss
+
+    def forward(self, rng, gen) -> torch.Tensor:
+        return self._loss(rng, gen)
+
+
+def _freeze_unused(phase: Phase) -> None:
+    """Freeze the parameters the loss never reaches (e.g. the token path without
+    cross-attention). A single process never updates them (no gradient, so the optimizer skips
+    them); DDP would hand them zero gradients instead, which weight decay and Adam's moments
+    would act on. One probe backward (own generators, global RNG restored) finds them."""
+    with torch.random.fork_rng(devices=[]):
+        phase.loss(np.random.default_rng(0), torch.Generator().manual_seed(0)).backward()
+    unused = [p for p in phase.params if p.grad is None]
+    for p in phase.params:
+        p.grad = None
+    for p in unused:
+        p.requires_grad_(False)
 
 
 def set_seed(seed: int) -> None:
@@ -104,7 +162,7 @@ class Checkpointer:
         return self.folder is not None and (self.folder / "state.json").exists()
 
     def save(self, phase: Phase, opt: torch.optim.Optimizer, state: TrainState, rngs: dict) -> None:
-        if self.folder is None:
+        if self.folder is None or world()[0] != 0:  # only rank 0 writes
             return
         tensors, meta = _flatten_optimizer(opt.state_dict())
         for name, mod in phase.modules.items():
@@ -193,12 +251,20 @@ def run_phase(
     history = state.history.setdefault(phase.name, [])
     for mod in phase.modules.values():
         mod.train()
-    bar = tqdm(total=phase.n_steps, initial=state.step, desc=phase.name, disable=not progress)
+    rank, size = world()
+    compute = phase.loss
+    if size > 1:  # PyTorch DDP: gradients all-reduced (averaged) across ranks in backward
+        from torch.nn.parallel import DistributedDataParallel
+
+        _freeze_unused(phase)
+        compute = DistributedDataParallel(_PhaseLoss(phase))
+    bar = tqdm(total=phase.n_steps, initial=state.step, desc=phase.name,
+               disable=not progress or rank != 0)  # fmt: skip
     running = None
     while state.step < phase.n_steps:
         for group in opt.param_groups:
             group["lr"] = lr_at(state.step, phase.n_steps, phase.lr, cfg.warmup_steps)
-        loss = phase.loss(rngs["numpy"], rngs["torch"])
+        loss = compute(rngs["numpy"], rngs["torch"])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(phase.params, cfg.grad_clip)

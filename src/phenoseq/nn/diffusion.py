@@ -85,6 +85,7 @@ class ConditionalDiffusion(nn.Module):
         mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         set_index: torch.Tensor | None = None,
+        rows: slice | None = None,
     ) -> torch.Tensor:
         """Mean squared error of the denoiser on its target, with condition dropout.
 
@@ -102,6 +103,9 @@ class ConditionalDiffusion(nn.Module):
         set_index
             ``"batch"`` long: the set each row of ``x0`` is conditioned on (several latents
             may share one set, encoded once); default ``arange(batch)``.
+        rows
+            Keep only these rows after drawing the random numbers of the whole batch (one
+            rank's share under data parallelism: N ranks then see one process's batch).
 
         Returns
         -------
@@ -111,6 +115,10 @@ class ConditionalDiffusion(nn.Module):
         t = _random.randint(self.n_train_timesteps, (b,), generator, dev)
         noise = _random.randn(tuple(x0.shape), generator, dev, x0.dtype)
         drop = _random.rand((b,), generator, dev) < self.cond_drop_prob
+        if rows is not None:
+            idx = torch.arange(b, device=dev) if set_index is None else set_index
+            x0, t, noise, drop, set_index = x0[rows], t[rows], noise[rows], drop[rows], idx[rows]
+            b = len(x0)
         ab = self.alphas_cumprod[t]
         x_t = add_noise(x0, noise, ab)
         pooled, tokens = self.encode_condition(cells, mask)
