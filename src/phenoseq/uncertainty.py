@@ -34,6 +34,7 @@ import pandas as pd
 from . import _keys as K
 from .data.pairing import group_ids, with_key_aliases
 from .errors import InputError
+from .evaluate.profiles import pseudobulk
 from .evaluate.space import log1p_view
 from .io import atomic_path
 
@@ -95,14 +96,27 @@ def _eps(spread: np.ndarray) -> float:
     return float(max(np.median(spread) * 0.05, 1e-6))
 
 
+def _scores(values: np.ndarray, truth: np.ndarray, eps: float) -> np.ndarray:
+    """Normalised nonconformity ``|truth - mean| / (sd + eps)`` of draws ``"groups K genes"``."""
+    return np.abs(truth - values.mean(axis=1)) / (values.std(axis=1, ddof=1) + eps)
+
+
+def _interval(values: np.ndarray, level: float, q: float | None, eps: float):
+    """``(lower, upper)`` of draws ``"groups K genes"``: ``mean +- q (sd + eps)`` (conformal)
+    or, without a multiplier, the draws' own central quantiles."""
+    if q is None:
+        return np.quantile(values, [(1 - level) / 2, (1 + level) / 2], axis=1)
+    mean, half = values.mean(axis=1), q * (values.std(axis=1, ddof=1) + eps)
+    return mean - half, mean + half
+
+
 def real_pseudobulk(model: PhenoSeqModel, expression: ad.AnnData) -> pd.DataFrame:
     """Mean log-normalised profile of each pairing group of real cells (groups x genes)."""
     reg = model.registry
     obs = with_key_aliases(expression.obs, reg.pair_key)
     g = group_ids(obs, reg.pair_key, "expression").to_numpy()
-    view = log1p_view(expression[:, reg.genes].X, reg.kind)
-    frame = pd.DataFrame(view, columns=reg.genes)
-    return frame.groupby(g).mean()
+    names, means = pseudobulk(log1p_view(expression[:, reg.genes].X, reg.kind), g)
+    return pd.DataFrame(means, index=names, columns=reg.genes)
 
 
 def _controls(model: PhenoSeqModel, obs: pd.DataFrame, groups: list[str]) -> dict[str, str]:
@@ -168,13 +182,9 @@ def _training_morph_means(model: PhenoSeqModel) -> np.ndarray:
 
     paired = load_training(model)
     x = model.normalize_features(paired.morphology)
-    g = paired.morphology.obs[K.GROUP].astype(str).to_numpy()
-    out = np.full((len(model.registry.group_names), x.shape[1]), np.nan, np.float32)
-    for i, name in enumerate(model.registry.group_names):
-        rows = g == name
-        if rows.any():
-            out[i] = x[rows].mean(axis=0)
-    return out
+    names, means = pseudobulk(x, paired.morphology.obs[K.GROUP].to_numpy())
+    table = pd.DataFrame(means, index=names).reindex(model.registry.group_names)
+    return table.to_numpy(np.float32)  # NaN rows: groups without morphology
 
 
 @dataclass
@@ -259,7 +269,7 @@ def calibrate(
 
     def scores(names: list[str]) -> np.ndarray:
         pick = [d.groups.index(x) for x in names]
-        return np.abs(real.loc[names].to_numpy() - d.centre[pick]) / (d.spread[pick] + eps)
+        return _scores(d.values[pick], real.loc[names].to_numpy(), eps)
 
     s_bulk = scores(seen)
     q_bulk = [conformal_quantile(s_bulk, lv) for lv in levels]
@@ -272,8 +282,7 @@ def calibrate(
     q_delta = None
     if have:
         real_d = real.loc[have].to_numpy() - real.loc[[controls[x] for x in have]].to_numpy()
-        sd = dd.std(axis=1, ddof=1)
-        s_delta = np.abs(real_d - dd.mean(axis=1)) / (sd + _eps(sd))
+        s_delta = _scores(dd, real_d, _eps(dd.std(axis=1, ddof=1)))
         q_delta = [conformal_quantile(s_delta, lv) for lv in levels]
     # OOD reference: calibration groups of treatments seen in training
     dist = ood_distances(model, morphology, seen, seed)
@@ -318,14 +327,15 @@ def summarize(
                 "re-run `phenoseq calibrate --levels ...` or use those levels",
             )
     layers = {"mean": centre}
-    eps = _eps(spread)
+
+    def q(multipliers: list[float] | None, lv: float) -> float | None:
+        return None if multipliers is None else multipliers[cal.levels.index(lv)]
+
+    q_bulk = cal.q_bulk if cal is not None else None
     for lv in levels:
-        if cal is not None:
-            half = cal.q_bulk[cal.levels.index(lv)] * (spread + eps)
-            lo, hi = centre - half, centre + half
-        else:
-            lo, hi = np.quantile(d.values, [(1 - lv) / 2, (1 + lv) / 2], axis=1)
-        layers[f"lower_{lv:g}"], layers[f"upper_{lv:g}"] = lo, hi
+        layers[f"lower_{lv:g}"], layers[f"upper_{lv:g}"] = _interval(
+            d.values, lv, q(q_bulk, lv), _eps(spread)
+        )
     obs = d.obs.copy()
     obs.index = pd.Index(d.groups, name=None)
     controls = _controls(model, d.obs.reset_index(), d.groups)
@@ -333,16 +343,13 @@ def summarize(
     if have:
         rows = np.array([d.groups.index(g) for g in have])
         full = lambda: np.full(centre.shape, np.nan, np.float32)  # noqa: E731
-        dm, dsd = dd.mean(axis=1), dd.std(axis=1, ddof=1)
         layers["delta_mean"] = full()
-        layers["delta_mean"][rows] = dm
+        layers["delta_mean"][rows] = dd.mean(axis=1)
+        q_delta = cal.q_delta if cal is not None else None
         for lv in levels:
             lo_l, hi_l = full(), full()
-            if cal is not None and cal.q_delta is not None:
-                half = cal.q_delta[cal.levels.index(lv)] * (dsd + _eps(dsd))
-                lo_l[rows], hi_l[rows] = dm - half, dm + half
-            else:
-                lo_l[rows], hi_l[rows] = np.quantile(dd, [(1 - lv) / 2, (1 + lv) / 2], axis=1)
+            lo_l[rows], hi_l[rows] = _interval(dd, lv, q(q_delta, lv),
+                                               _eps(dd.std(axis=1, ddof=1)))  # fmt: skip
             layers[f"delta_lower_{lv:g}"], layers[f"delta_upper_{lv:g}"] = lo_l, hi_l
         obs["control_group"] = [controls.get(g, "") for g in d.groups]
     for lv in levels:
@@ -384,12 +391,13 @@ def coverage(summary: ad.AnnData, truth: pd.DataFrame, prefix: str = "") -> dict
 
 def auroc(scores_pos: np.ndarray, scores_neg: np.ndarray) -> float:
     """P(score of a positive > score of a negative), ties counting half (Mann-Whitney)."""
+    from sklearn.metrics import roc_auc_score
+
     pos, neg = np.asarray(scores_pos, float), np.asarray(scores_neg, float)
     if not len(pos) or not len(neg):
         return float("nan")
-    greater = (pos[:, None] > neg[None, :]).mean()
-    ties = (pos[:, None] == neg[None, :]).mean()
-    return float(greater + 0.5 * ties)
+    truth = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+    return float(roc_auc_score(truth, np.r_[pos, neg]))
 
 
 def parse_levels(text: str | None) -> tuple[float, ...]:

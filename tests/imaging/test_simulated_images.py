@@ -8,12 +8,11 @@ import zarr
 
 from phenoseq.config import InputConfig
 from phenoseq.data import SplitConfig, load_paired
+from phenoseq.demo import SIM_CHANNEL_MAP as SIM_MAP
+from phenoseq.demo import SIM_PATTERN
 from phenoseq.imaging.featurize import FeaturizeConfig, featurize_images
 from phenoseq.imaging.segment import SegmentConfig, object_f1, segment
 from phenoseq.simulate import SimulatorConfig, simulate
-
-SIM_MAP = "DNA=_DNA,ER=_ER,RNA=_RNA,AGP=_AGP,Mito=_Mito"
-SIM_PATTERN = r"(?P<plate>SIM-P\d+)_(?P<well>[A-P]\d+)_s(?P<site>\d+)_"
 
 
 @pytest.fixture(scope="module")

@@ -87,6 +87,18 @@ def train_encoder(
     config: EncoderConfig | None = None,
     progress: bool = True,
 ) -> tuple[CropEncoder, dict]:
+    """Fit a :class:`CropEncoder` (see :func:`_fit_encoder`); returns it and its history."""
+    model, history, _ = _fit_encoder(crops, labels, train_rows, config, progress)
+    return model, history
+
+
+def _fit_encoder(
+    crops: np.ndarray,
+    labels: np.ndarray,
+    train_rows: np.ndarray,
+    config: EncoderConfig | None = None,
+    progress: bool = True,
+) -> tuple[CropEncoder, dict, np.ndarray]:
     """Fit a :class:`CropEncoder` by classifying the treatment of the ``train_rows`` crops.
 
     Parameters
@@ -101,7 +113,8 @@ def train_encoder(
 
     Returns
     -------
-    The encoder (eval mode) and a history dict (epochs, seconds, train/held-out accuracy).
+    The encoder (eval mode), a history dict (epochs, seconds, train/held-out accuracy) and the
+    embedding of every crop (computed once for the accuracies, reused by the caller).
     """
     cfg = config or EncoderConfig()
     train_rows = np.asarray(train_rows, bool)
@@ -163,7 +176,7 @@ def train_encoder(
     seen = held & np.isin(y_all, np.unique(y_all[idx]))
     history["heldout_accuracy"] = float((pred[seen] == y_all[seen]).mean()) if seen.any() else None
     history["n_classes"] = len(classes)
-    return model, history
+    return model, history, emb
 
 
 def take(crops, rows: np.ndarray) -> np.ndarray:
@@ -278,6 +291,7 @@ def embed_morphology(
     if encoder is not None:
         model, cfg = load_encoder(encoder)
         info["encoder"] = str(encoder)
+        emb = embed(ordered, model, progress=progress)
     else:
         obs = with_key_aliases(adata.obs, (label_key, holdout_key))
         if label_key not in obs:
@@ -290,11 +304,10 @@ def embed_morphology(
                 raise InputError(f"has no '{holdout_key}' column.", "check --holdout-key",
                                  morphology)  # fmt: skip
             train_rows = ~obs[holdout_key].astype(str).isin([str(h) for h in holdout]).to_numpy()
-        model, history = train_encoder(ordered, obs[label_key].astype(str).to_numpy(),
-                                       train_rows, cfg, progress)  # fmt: skip
+        model, history, emb = _fit_encoder(ordered, obs[label_key].astype(str).to_numpy(),
+                                           train_rows, cfg, progress)  # fmt: skip
         info |= {"label_key": label_key, "holdout_key": holdout_key,
                  "holdout": list(holdout), "history": history}  # fmt: skip
-    emb = embed(ordered, model, progress=progress)
     add_embedding(adata, "cnn", emb, info | {"config": cfg.to_dict()})
     if encoder is None:
         save_encoder(model, out.with_name(out.stem + ".encoder.safetensors"), cfg)
@@ -310,9 +323,11 @@ def add_embedding(adata, name: str, emb: np.ndarray, info: dict) -> None:
     if not np.isfinite(emb).all():
         raise InputError("the embedding holds NaN or infinite values.", "fix the embedding")
 
+    from ..model import fit_scaler
+
     def z(a: np.ndarray) -> np.ndarray:
-        sd = a.std(axis=0)
-        return (a - a.mean(axis=0)) / np.where(sd > 1e-8, sd, 1.0)
+        mean, std = fit_scaler(a)
+        return (a - mean) / std
 
     x = np.asarray(adata.X, np.float32)
     adata.obsm[f"X_{name}"] = emb.astype(np.float32)

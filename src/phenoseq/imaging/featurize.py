@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import traceback
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -309,62 +310,41 @@ def featurize_images(
     return adata
 
 
-class _crop_writer:  # noqa: N801 (a context manager used like a function)
-    """Append crops to a zarr array in a temporary folder; move it into place on success."""
+@contextmanager
+def _crop_writer(path: Path | None, config: FeaturizeConfig | None):
+    """Yield an ``append(block)`` onto a zarr array built in a temporary folder that moves into
+    place on success (or ``None`` without ``path``)."""
+    if path is None:
+        yield None
+        return
+    import zarr
 
-    def __init__(self, path: Path | None, config: FeaturizeConfig | None):
-        self.path, self.size = path, (config or FeaturizeConfig()).crop_size
-        self._ctx = self._arr = None
+    from ..io import atomic_path
 
-    def __enter__(self):
-        if self.path is None:
-            return None
-        import zarr
-
-        from ..io import atomic_path
-
-        self._ctx = atomic_path(self.path, is_dir=True)
-        tmp = self._ctx.__enter__()
-        s = self.size
-        self._arr = zarr.create_array(store=str(tmp), name="crops", shape=(0, 5, s, s),
-                                      chunks=(256, 5, s, s), dtype="float16")  # fmt: skip
-        return self._append
-
-    def _append(self, block: np.ndarray) -> None:
-        if len(block):
-            self._arr.append(block, axis=0)
-
-    def __exit__(self, *exc):
-        if self._ctx is not None:
-            return self._ctx.__exit__(*exc)
-        return False
+    s = (config or FeaturizeConfig()).crop_size
+    with atomic_path(path, is_dir=True) as tmp:
+        arr = zarr.create_array(store=str(tmp), name="crops", shape=(0, 5, s, s),
+                                chunks=(256, 5, s, s), dtype="float16")  # fmt: skip
+        yield lambda block: arr.append(block, axis=0) if len(block) else None
 
 
-class _mask_writer:  # noqa: N801
-    def __init__(self, folder: str | Path | None):
-        self.folder = Path(folder) if folder is not None else None
-        self._ctx = None
+@contextmanager
+def _mask_writer(folder: str | Path | None):
+    """Yield a ``write(name, nuclei, cells)`` of label TIFFs into a folder that appears only on
+    success (or ``None`` without ``folder``)."""
+    if folder is None:
+        yield None
+        return
+    import tifffile
 
-    def __enter__(self):
-        if self.folder is None:
-            return None
-        import tifffile
+    from ..io import atomic_path
 
-        from ..io import atomic_path
-
-        self._ctx = atomic_path(self.folder, is_dir=True)
-        tmp = self._ctx.__enter__()
+    with atomic_path(folder, is_dir=True) as tmp:
 
         def write(name: str, nuclei: np.ndarray, cells: np.ndarray) -> None:
             safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
-            tifffile.imwrite(tmp / f"{safe}_nuclei.tiff", nuclei.astype(np.uint32),
-                             compression="zlib")  # fmt: skip
-            tifffile.imwrite(tmp / f"{safe}_cells.tiff", cells.astype(np.uint32),
-                             compression="zlib")  # fmt: skip
+            for kind, labels in (("nuclei", nuclei), ("cells", cells)):
+                tifffile.imwrite(tmp / f"{safe}_{kind}.tiff", labels.astype(np.uint32),
+                                 compression="zlib")  # fmt: skip
 
-        return write
-
-    def __exit__(self, *exc):
-        if self._ctx is not None:
-            return self._ctx.__exit__(*exc)
-        return False
+        yield write

@@ -91,14 +91,23 @@ def image_cells(
     return acquire(signal, gain, bg, world.config.photons, rng), labels
 
 
+def morphology_block(
+    world: World, s: int, t: int, r: int, b: int, n: int
+) -> tuple[np.ndarray, np.random.Generator]:
+    """Morphology parameters of block ``b`` (``n`` cells) of sample ``s``, and its generator
+    positioned after them: rendering continues the same stream, so the feature table, the crops
+    and the rendered wells (``fields.well_images``) show the same cells."""
+    rng = stream_rng(world.config.seed, "morphology", s, b)
+    state, _ = sample_state(world.model, t, r, n, rng)
+    return morphology_params(world.model, state, t, r, rng), rng
+
+
 def morphology_blocks(world: World, surrogate: Surrogate | None = None) -> Iterator[tuple]:
     """Per block: ``(features, crops, labels)`` from rendering, or ``(features,)`` from the
     surrogate (features-only mode)."""
     c = world.config
     for s, t, r, b, n in _blocks(world.design, c.n_morphology_cells):
-        rng = stream_rng(c.seed, "morphology", s, b)
-        state, _ = sample_state(world.model, t, r, n, rng)
-        params = morphology_params(world.model, state, t, r, rng)
+        params, rng = morphology_block(world, s, t, r, b, n)
         if surrogate is not None:
             yield (surrogate.predict(surrogate_inputs(params, world.model, r), rng),)
         else:

@@ -84,16 +84,14 @@ def well_images(world: World, s: int) -> list[np.ndarray]:
     ``morphology.h5ad`` rows (same random stream, so same states and renders), site by site as
     ``obs['Metadata_Site']`` assigns them, on a jittered grid, then blurred and acquired as a
     whole field (replicate gain, background, blur and shot noise)."""
-    from .core import BLOCK, stream_rng
+    from .core import BLOCK, morphology_block, stream_rng
 
     c, m = world.config, world.model
     t, r = (int(world.design.samples[col].iloc[s]) for col in ("t_index", "r_index"))
     signals, labels = [], []
     for b, start in enumerate(range(0, c.n_morphology_cells, BLOCK)):
-        n = min(BLOCK, c.n_morphology_cells - start)
-        rng = stream_rng(c.seed, "morphology", s, b)
-        state, _ = sample_state(m, t, r, n, rng)
-        sig, lab = render_cells(morphology_params(m, state, t, r, rng), rng, c.crop_size)
+        params, rng = morphology_block(world, s, t, r, b, min(BLOCK, c.n_morphology_cells - start))
+        sig, lab = render_cells(params, rng, c.crop_size)
         signals.append(sig)
         labels.append(lab)
     signal, label = np.concatenate(signals), np.concatenate(labels)
