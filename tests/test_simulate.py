@@ -23,7 +23,7 @@ from phenoseq.simulate import (
 )
 from phenoseq.simulate import core as sim_core
 from phenoseq.simulate.design import OBS_COLUMNS
-from phenoseq.simulate.writer import H5adWriter, rechunk
+from phenoseq.writers import H5adWriter, rechunk
 
 TINY = SimulatorConfig(
     n_treatments=4, doses=(1.0, 10.0), n_unseen_compounds=1, n_replicates=4,

@@ -76,6 +76,17 @@ ExpressionKindOpt = Annotated[
         "--expression-kind", help="counts (raw integer counts) or continuous (never auto-detected)."
     ),
 ]
+Backed = Annotated[
+    bool | None,
+    typer.Option(
+        "--backed/--in-memory",
+        help="Keep expression X on disk and read it in blocks (default: backed when the dense "
+        "X would exceed 4 GiB).",
+    ),
+]
+DeviceOpt = Annotated[
+    str, typer.Option("--device", help="auto (a GPU when PyTorch sees one) | cpu | cuda[:N].")
+]
 PairKey = Annotated[
     str, typer.Option("--pair-key", help="Column(s) pairing the modalities, comma-separated.")
 ]
@@ -118,6 +129,7 @@ def input_config(
     layer: str | None = None,
     expression_obsm: str | None = None,
     expression_kind: str = "counts",
+    backed: bool | None = None,
     pair_key: str = "Sample_ID",
     label_key: str | None = None,
     control: str | None = None,
@@ -144,6 +156,7 @@ def input_config(
         layer=layer,
         expression_obsm=expression_obsm,
         expression_kind=expression_kind,  # type: ignore[arg-type]
+        backed=backed,
         pair_key=_csv(pair_key),
         label_key=label_key,
         control=control,
@@ -160,6 +173,7 @@ _INPUT_FLAGS = [
     ("layer", Layer, None),
     ("expression_obsm", ExpressionObsm, None),
     ("expression_kind", ExpressionKindOpt, "counts"),
+    ("backed", Backed, None),
     ("pair_key", PairKey, "Sample_ID"),
     ("label_key", LabelKey, None),
     ("control", Control, None),
@@ -380,13 +394,18 @@ def train(
         ),
     ] = "none",
     resume: Annotated[bool, typer.Option(help="Continue a killed run of the same --out.")] = False,
+    device: DeviceOpt = "auto",
+    precision: Annotated[
+        str, typer.Option(help="auto (bf16 autocast on a GPU with bf16) | fp32 | bf16.")
+    ] = "auto",
 ) -> None:
     """Train the image-conditioned diffusion model; write a model directory."""
     from .model import ModelConfig, train_model
     from .train import TrainConfig
 
     tcfg = TrainConfig(batch_size=batch_size, set_size=set_size, ae_steps=ae_steps,
-                       max_steps=max_steps, max_minutes=max_minutes, seed=seed)  # fmt: skip
+                       max_steps=max_steps, max_minutes=max_minutes, seed=seed, device=device,
+                       precision=precision)  # fmt: skip
     mcfg = ModelConfig(n_latent=n_latent, n_top_genes=n_top_genes, batch_key=batch_key)
     model = train_model(inputs, out, mcfg, tcfg, resume=resume)
     early = " (stopped early by --max-minutes)" if model.history.get("stopped_early") else ""
@@ -430,17 +449,33 @@ def generate(
     ood_threshold: Annotated[
         float, typer.Option(help="Flag groups whose confidence is below this.")
     ] = 0.05,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Generate expression for every pairing group of new morphology."""
     from .data import read_morphology
+    from .data.pairing import group_ids, with_key_aliases
     from .model import PhenoSeqModel
+    from .train import resolve_device
 
     if sampler not in ("dpmpp_2m", "ddim", "ddpm"):
         raise InputError(f"unknown --sampler '{sampler}'.", "use dpmpp_2m, ddim or ddpm")
-    m = PhenoSeqModel.load(model)
+    m = PhenoSeqModel.load(model).to(resolve_device(device))
     adata = read_morphology(morphology, obsm_key=morphology_obsm, platemap=platemap)
-    gen = m.generate(adata, n_cells, steps, guidance, sampler, seed, set_size=set_size)  # type: ignore[arg-type]
-    gen.uns["phenoseq"]["model"] = str(model)
+    m.generate_to(
+        out,
+        adata,
+        n_cells,
+        steps,
+        guidance,
+        sampler,
+        seed,  # type: ignore[arg-type]
+        set_size=set_size,
+        uns={"model": str(model)},
+    )  # streamed group by group
+    n_groups = group_ids(with_key_aliases(adata.obs, m.registry.pair_key), m.registry.pair_key,
+                         "morphology").nunique()  # fmt: skip
+    console.print(f"{n_groups * n_cells} cells x {len(m.registry.genes)} genes for {n_groups} "
+                  f"groups written to {out}")  # fmt: skip
     if summary is not None:
         from .uncertainty import Calibration, parse_levels, summarize
 
@@ -452,9 +487,6 @@ def generate(
         summ = summarize(m, adata, cal, parse_levels(levels), n_draws, cells_per_draw,
                          ood_threshold, seed, n_steps=steps, guidance=guidance,
                          sampler=sampler, set_size=set_size)  # fmt: skip
-    write_h5ad(gen, out)
-    console.print(f"{gen.n_obs} cells x {gen.n_vars} genes for "
-                  f"{gen.obs['phenoseq_group'].nunique()} groups written to {out}")  # fmt: skip
     if summary is not None:
         write_h5ad(summ, summary)
         console.print(f"per-group summary ({summ.n_obs} groups) written to {summary}")

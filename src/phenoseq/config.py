@@ -22,6 +22,7 @@ class InputConfig:
     layer: str | None = None
     expression_obsm: str | None = None
     expression_kind: ExpressionKind = "counts"
+    backed: bool | None = None  # expression X on disk (None: when the dense X exceeds 4 GiB)
     pair_key: tuple[str, ...] = (K.SAMPLE_ID,)
     label_key: str | None = None
     control: str | None = None

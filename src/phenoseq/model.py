@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,10 +28,11 @@ from . import __version__
 from . import _keys as K
 from .config import InputConfig
 from .data import load_paired
+from .data.expression import BLOCK_ROWS
 from .data.morphology import tidy_obs
 from .data.normalize import MIN_CONTROLS, control_standardize
 from .data.pairing import PairedData, group_ids, with_key_aliases
-from .data.store import InMemoryGroupStore, sample_set
+from .data.store import BlockShuffleBuffer, InMemoryGroupStore, sample_set
 from .errors import InputError
 from .evaluate.space import dense, log1p_view, normalize_log1p
 from .io import atomic_path, sha256_file
@@ -49,10 +51,13 @@ from .train import (
     TrainConfig,
     TrainState,
     init_distributed,
+    resolve_device,
     run_phase,
     set_seed,
     shard,
+    to_device,
 )
+from .writers import H5adWriter
 
 Kind = Literal["counts", "continuous", "embedding"]
 SamplerName = Literal["dpmpp_2m", "ddim", "ddpm"]
@@ -109,9 +114,12 @@ class Registry:
 # ----------------------------------------------------------------------------------------------
 
 
-def expression_arrays(adata: ad.AnnData, kind: Kind) -> dict[str, np.ndarray]:
-    """The model's view of expression rows: ``log1p`` input, raw ``values`` and ``library``."""
-    values = dense(adata.X).astype(np.float32)
+def expression_arrays(
+    adata: ad.AnnData | np.ndarray | sp.spmatrix, kind: Kind
+) -> dict[str, np.ndarray]:
+    """The model's view of expression rows (an AnnData or its ``X``): ``log1p`` input, raw
+    ``values`` and ``library``."""
+    values = dense(adata.X if isinstance(adata, ad.AnnData) else adata).astype(np.float32)
     library = values.sum(axis=1) if kind == "counts" else np.ones(len(values))
     return {
         "values": values,
@@ -120,9 +128,41 @@ def expression_arrays(adata: ad.AnnData, kind: Kind) -> dict[str, np.ndarray]:
     }
 
 
-def top_variable_genes(log1p: np.ndarray, n_top: int) -> np.ndarray:
-    """Indices of the ``n_top`` genes with the largest variance of log1p, in original order."""
-    return np.sort(np.argsort(-log1p.var(axis=0), kind="stable")[:n_top])
+def expression_blocks(
+    adata: ad.AnnData, genes: list[str] | None = None, size: int | None = None
+) -> Iterator[tuple[int, np.ndarray | sp.spmatrix]]:
+    """``(first row, X[block][:, genes])`` for consecutive row blocks of ``adata`` (default
+    ``BLOCK_ROWS`` rows); a backed AnnData is read from disk one block at a time, so memory is
+    bounded by a block."""
+    cols = None if genes is None else adata.var_names.get_indexer(genes)
+    size = size or BLOCK_ROWS
+    for lo in range(0, adata.n_obs, size):
+        x = adata.X[lo : lo + size]
+        yield lo, (x if cols is None else x[:, cols])
+
+
+def column_moments(
+    adata: ad.AnnData,
+    rows: np.ndarray,
+    kind: Kind,
+    view: str = "log1p",
+    genes: list[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-gene mean and (population) variance of ``expression_arrays(...)[view]`` over the rows
+    where ``rows`` is true, accumulated block by block in float64."""  # fmt: skip
+    n, total, sq = 0, 0.0, 0.0
+    for lo, x in expression_blocks(adata, genes):
+        keep = rows[lo : lo + x.shape[0]]
+        if keep.any():
+            v = expression_arrays(x[keep], kind)[view].astype(np.float64)
+            n, total, sq = n + len(v), total + v.sum(axis=0), sq + (v * v).sum(axis=0)
+    mean = total / max(n, 1)
+    return mean, np.maximum(sq / max(n, 1) - mean * mean, 0.0)
+
+
+def top_variable_genes(variance: np.ndarray, n_top: int) -> np.ndarray:
+    """Indices of the ``n_top`` genes with the largest variance (of log1p), in original order."""
+    return np.sort(np.argsort(-variance, kind="stable")[:n_top])
 
 
 def fit_scaler(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -152,6 +192,19 @@ class PhenoSeqModel:
         # per training group: pseudo-bulk (log1p mean), condition embedding, library sizes
         self.group_stats: dict[str, np.ndarray] = {}
         self.history: dict = {}
+        self.device = torch.device("cpu")
+
+    def to(self, device: torch.device | str) -> PhenoSeqModel:
+        """Move the networks (and EMA) to ``device`` for training and sampling; data stays on the
+        host and is copied per batch (pinned, non-blocking on CUDA); outputs come back as numpy."""
+        self.device = torch.device(device)
+        self.autoencoder.to(self.device)
+        self.diffusion.to(self.device)
+        self.ema.to(self.device)
+        return self
+
+    def _dev(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
+        return to_device(torch.as_tensor(x), self.device)
 
     def _build(self, n_genes: int, n_feat: int, n_latent: int, likelihood: str) -> None:
         cfg = self.config
@@ -193,8 +246,8 @@ class PhenoSeqModel:
         genes = list(paired.expression.var_names)
         if config.n_top_genes is not None and config.n_top_genes < len(genes):
             rows = paired.expression.obs[K.GROUP].isin(train_groups).to_numpy()
-            log1p = expression_arrays(paired.expression[rows], kind)["log1p"]
-            genes = [genes[i] for i in top_variable_genes(log1p, config.n_top_genes)]
+            _, var = column_moments(paired.expression, rows, kind)
+            genes = [genes[i] for i in top_variable_genes(var, config.n_top_genes)]
         morph = paired.morphology
         in_train = morph.obs[K.GROUP].isin(train_groups).to_numpy()
         basis = in_train
@@ -248,7 +301,11 @@ class PhenoSeqModel:
                 f"expression lacks {len(missing)} of the model's genes, e.g. {missing[:3]}.",
                 "use data with the training genes",
             )
-        arrays = expression_arrays(expr[:, self.registry.genes], self.registry.kind)
+        return self._arrays(expr[:, self.registry.genes].X)
+
+    def _arrays(self, x: np.ndarray | sp.spmatrix) -> dict[str, np.ndarray]:
+        """Model arrays of expression rows ``x`` (columns = the model's genes)."""
+        arrays = expression_arrays(x, self.registry.kind)
         if self.registry.kind != "counts":
             arrays["log1p"] = (
                 arrays["values"] - self.registry.target_mean
@@ -272,16 +329,21 @@ class PhenoSeqModel:
         cfg, reg = self.train_config, self.registry
         start = time.monotonic()
         set_seed(cfg.seed)
+        self.to(resolve_device(cfg.device))
         name_to_idx = {g: i for i, g in enumerate(reg.group_names)}
         m_groups = paired.morphology.obs[K.GROUP].map(name_to_idx).to_numpy()
         e_groups = paired.expression.obs[K.GROUP].map(name_to_idx).to_numpy()
         train_idx = [name_to_idx[g] for g in paired.split.groups("train") if g in paired.shared]
         val_idx = [name_to_idx[g] for g in paired.split.groups("val") if g in paired.shared]
+        expr_data = paired.expression
         if reg.kind != "counts":
-            rows = np.isin(e_groups, train_idx)
-            vals = expression_arrays(paired.expression[:, reg.genes], reg.kind)["values"][rows]
-            reg.target_mean, reg.target_std = fit_scaler(vals)
-        expr = self._expression(paired.expression)
+            mean, var = column_moments(expr_data, np.isin(e_groups, train_idx), reg.kind,
+                                       "values", reg.genes)  # fmt: skip
+            std = np.sqrt(var)
+            reg.target_mean = mean.astype(np.float32)
+            reg.target_std = np.where(std > 1e-8, std, 1.0).astype(np.float32)
+        # backed (on-disk) expression is read in blocks; otherwise the arrays live in memory
+        expr = None if expr_data.isbacked else self._expression(expr_data)
         morph_x = self.normalize_features(paired.morphology)
         ckpt = Checkpointer(checkpoint_dir)
         state = ckpt.read_state() if resume and ckpt.exists() else TrainState()
@@ -292,15 +354,16 @@ class PhenoSeqModel:
             return None if budget is None else start + budget * share
 
         if reg.kind != "embedding" and cfg.ae_steps > 0:  # ae_steps=0: a pre-fitted one
-            ae_phase = self._autoencoder_phase(expr, e_groups, train_idx)
+            ae_phase = self._autoencoder_phase(expr if expr is not None else expr_data,
+                                               e_groups, train_idx)  # fmt: skip
             if "autoencoder" in state.done:
                 ckpt.load_modules(ae_phase.modules)
             else:
                 share = cfg.ae_steps / total
                 state = run_phase(ae_phase, cfg, state, ckpt, cfg.seed, deadline(share),
                                   on_step, progress)  # fmt: skip
-        self._fit_latent_stats(expr, e_groups, train_idx)
-        z = self.encode(expr)
+        z, bulk, library = self._encode_all(expr if expr is not None else expr_data,
+                                            e_groups, train_idx, progress)  # fmt: skip
         store = InMemoryGroupStore(morph_x, m_groups, z, e_groups, train_idx)
         val_store = InMemoryGroupStore(morph_x, m_groups, z, e_groups, val_idx) if val_idx else None
         diff_phase = self._diffusion_phase(store, val_store)
@@ -310,23 +373,38 @@ class PhenoSeqModel:
         )
         self._raw_diffusion = {k: v.clone() for k, v in self.diffusion.state_dict().items()}
         self.ema.copy_to(self.diffusion)  # sampling uses the EMA weights
-        self._summarize_groups(paired, expr, morph_x, m_groups, e_groups, z)
+        self._summarize_groups(bulk, library, morph_x, m_groups, e_groups)
         self.history = state.history | {"stopped_early": state.stopped_early,
                                         "seconds": time.monotonic() - start}  # fmt: skip
         return state
 
-    def _autoencoder_phase(self, expr, e_groups, train_idx) -> Phase:
+    def _autoencoder_phase(self, expr: dict | ad.AnnData, e_groups, train_idx) -> Phase:
+        """Random training cells: from the arrays in memory, or (backed AnnData) from a buffer
+        of blocks read from disk (:class:`~phenoseq.data.store.BlockShuffleBuffer`)."""
         cfg, ae = self.train_config, self.autoencoder
         rows = np.flatnonzero(np.isin(e_groups, train_idx))
-        x_in = torch.from_numpy(expr["log1p"])
-        target = torch.from_numpy(
-            expr["values"] if self.registry.kind == "counts" else expr["log1p"]
-        )
-        lib = torch.from_numpy(expr["library"])
+        tkey = "values" if self.registry.kind == "counts" else "log1p"
+        if isinstance(expr, ad.AnnData):
+            cols = expr.var_names.get_indexer(self.registry.genes)
+            keys = ("log1p", tkey, "library")
+            buffer = BlockShuffleBuffer(
+                lambda lo, hi: {k: v for k, v in self._arrays(expr.X[lo:hi][:, cols]).items()
+                                if k in keys}, rows, np.random.default_rng(cfg.seed),
+            )  # fmt: skip
+
+            def batch(rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
+                b = buffer.batch(rng, cfg.batch_size)
+                return tuple(self._dev(b[k][shard(cfg.batch_size)]) for k in keys)
+        else:
+            x_in, target, lib = (torch.from_numpy(expr[k]) for k in ("log1p", tkey, "library"))
+
+            def batch(rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
+                idx = torch.from_numpy(rng.choice(rows, size=cfg.batch_size))
+                idx = idx[shard(cfg.batch_size)]
+                return self._dev(x_in[idx]), self._dev(target[idx]), self._dev(lib[idx])
 
         def loss(rng: np.random.Generator, gen: torch.Generator) -> torch.Tensor:
-            idx = torch.from_numpy(rng.choice(rows, size=cfg.batch_size))[shard(cfg.batch_size)]
-            return ae.loss(x_in[idx], target[idx], lib[idx]).loss
+            return ae.loss(*batch(rng)).loss
 
         params = [p for p in ae.parameters() if p.requires_grad]
         return Phase("autoencoder", {"autoencoder": ae}, params, loss, cfg.ae_steps, cfg.ae_lr)
@@ -336,8 +414,8 @@ class PhenoSeqModel:
 
         def batch_loss(source, rng, gen, rows: slice | None = None) -> torch.Tensor:
             b = source.pair_batch(rng, cfg.batch_size, cfg.set_size, cfg.targets_per_set)
-            return diff.loss(torch.from_numpy(b.target), torch.from_numpy(b.cells), None, gen,
-                             torch.from_numpy(b.set_index), rows)  # fmt: skip
+            return diff.loss(self._dev(b.target), self._dev(b.cells), None, gen,
+                             self._dev(b.set_index), rows)  # fmt: skip
 
         def loss(rng: np.random.Generator, gen: torch.Generator) -> torch.Tensor:
             return batch_loss(store, rng, gen, shard(cfg.batch_size))
@@ -356,40 +434,59 @@ class PhenoSeqModel:
         )  # fmt: skip
 
     @torch.no_grad()
-    def _fit_latent_stats(self, expr, e_groups, train_idx) -> None:
-        self.latent_mean = torch.zeros(self.n_latent)
-        self.latent_std = torch.ones(self.n_latent)
-        z = self.encode(expr)[np.isin(e_groups, train_idx)]
-        self.latent_mean = torch.from_numpy(z.mean(axis=0))
-        self.latent_std = torch.from_numpy(np.maximum(z.std(axis=0), 1e-4))
-
-    @torch.no_grad()
-    def encode(self, expr: dict[str, np.ndarray], chunk: int = 4096) -> np.ndarray:
-        """Standardised latents ``"n_cells n_latent"`` of rows from :meth:`_expression`."""
+    def _encode_all(self, expr: dict | ad.AnnData, e_groups, train_idx, progress: bool = False):
+        """One pass over every expression row (arrays in memory, or a backed AnnData block by
+        block): standardised latents (statistics from the training rows), per-group pseudo-bulk
+        of log1p, and library sizes. Returns ``(z, bulk, library)``."""
         self.autoencoder.eval()
-        out = []
-        for lo in range(0, len(expr["log1p"]), chunk):
-            z = self.autoencoder.encode(torch.from_numpy(expr["log1p"][lo : lo + chunk]))
-            out.append(((z - self.latent_mean) / self.latent_std).numpy())
-        return np.concatenate(out).astype(np.float32)
+        n_groups, n_genes = len(self.registry.group_names), len(self.registry.genes)
+        sums, counts = np.zeros((n_groups, n_genes)), np.zeros(n_groups)
+        zs, libs = [], []
+        if isinstance(expr, ad.AnnData):
+            blocks = (
+                (lo, self._arrays(x)) for lo, x in expression_blocks(expr, self.registry.genes)
+            )
+            n_obs = expr.n_obs
+        else:
+            n_obs = len(expr["log1p"])
+            blocks = ((lo, {k: v[lo : lo + BLOCK_ROWS] for k, v in expr.items()})
+                      for lo in range(0, n_obs, BLOCK_ROWS))  # fmt: skip
+        bar = tqdm(total=n_obs, desc="encode", unit="cells", disable=not progress or n_obs < 1e5)
+        for lo, a in blocks:
+            zs.append(self.autoencoder.encode(self._dev(a["log1p"])).cpu().numpy())
+            libs.append(a["library"])
+            g = e_groups[lo : lo + len(a["log1p"])]
+            for gi in np.unique(g[g >= 0]):
+                sums[gi] += a["log1p"][g == gi].sum(axis=0, dtype=np.float64)
+                counts[gi] += (g == gi).sum()
+            bar.update(len(a["log1p"]))
+        bar.close()
+        z = np.concatenate(zs).astype(np.float32)
+        train_z = z[np.isin(e_groups, train_idx)]
+        self.latent_mean = torch.from_numpy(train_z.mean(axis=0))
+        self.latent_std = torch.from_numpy(np.maximum(train_z.std(axis=0), 1e-4))
+        z = ((torch.from_numpy(z) - self.latent_mean) / self.latent_std).numpy()
+        with np.errstate(invalid="ignore"):
+            bulk = (sums / counts[:, None]).astype(np.float32)  # NaN: no expression rows
+        return z, bulk, np.concatenate(libs).astype(np.float32)
 
     @torch.no_grad()
-    def _summarize_groups(self, paired, expr, morph_x, m_groups, e_groups, z) -> None:
-        """Per registered group: pseudo-bulk, mean latent, condition embedding, library sizes."""
+    def _summarize_groups(self, bulk, library, morph_x, m_groups, e_groups) -> None:
+        """Per registered group: pseudo-bulk, condition embedding, mean morphology, library
+        sizes."""
         n = len(self.registry.group_names)
         rng = np.random.default_rng(self.train_config.seed)
-        bulk = np.full((n, len(self.registry.genes)), np.nan, np.float32)
         emb = np.full((n, self.config.d_model), np.nan, np.float32)
         morph_mean = np.full((n, morph_x.shape[1]), np.nan, np.float32)  # for OOD distances
         libs, offsets = [], [0]
+        order = np.argsort(e_groups, kind="stable")
+        starts = np.searchsorted(e_groups[order], np.arange(n + 1))
         for gi in range(n):
-            e_rows, m_rows = np.flatnonzero(e_groups == gi), np.flatnonzero(m_groups == gi)
-            if len(e_rows):
-                bulk[gi] = expr["log1p"][e_rows].mean(axis=0)
+            e_rows, m_rows = order[starts[gi] : starts[gi + 1]], np.flatnonzero(m_groups == gi)
             if len(m_rows):
                 emb[gi] = self.condition_embedding(morph_x[m_rows], rng)
                 morph_mean[gi] = morph_x[m_rows].mean(axis=0)
-            lib = expr["library"][e_rows[:1000]]
+            lib = library[e_rows[:1000]]
             libs.append(lib)
             offsets.append(offsets[-1] + len(lib))
         self.group_stats = {
@@ -404,8 +501,8 @@ class PhenoSeqModel:
         self.diffusion.eval()
         idx = np.stack([sample_set(rng, np.arange(len(cells)), self.train_config.set_size)
                         for _ in range(n_sets)])  # fmt: skip
-        pooled, _ = self.diffusion.encode_condition(torch.from_numpy(cells[idx]), None)
-        return pooled.mean(dim=0).numpy()
+        pooled, _ = self.diffusion.encode_condition(self._dev(cells[idx]), None)
+        return pooled.mean(dim=0).cpu().numpy()
 
     # ------------------------------------------------------------------ generation
     def _library_pool(self, gi: int) -> np.ndarray:
@@ -422,14 +519,16 @@ class PhenoSeqModel:
     @torch.no_grad()
     def decode(self, z_std: torch.Tensor, library: torch.Tensor, generator: torch.Generator):
         """Latents to ``(X, log1p)``: NB counts (counts kind) or values (continuous, embedding)."""
-        z = z_std * self.latent_std + self.latent_mean
+        dev = self.device
+        z = self._dev(z_std) * self.latent_std.to(dev) + self.latent_mean.to(dev)
         reg = self.registry
-        if reg.kind == "counts":
-            out = self.autoencoder.decode(z, library)
-            counts = sample_nb(out["mu"], out["theta"], generator).numpy().astype(np.float32)
+        if reg.kind == "counts":  # the NB draws stay on the host: same numbers on every device
+            out = self.autoencoder.decode(z, self._dev(library))
+            counts = sample_nb(out["mu"].cpu(), out["theta"].cpu(), generator)
+            counts = counts.numpy().astype(np.float32)
             return counts, normalize_log1p(counts).astype(np.float32)
         mean = z if reg.kind == "embedding" else self.autoencoder.decode(z, None)["mean"]
-        values = mean.numpy() * reg.target_std + reg.target_mean
+        values = mean.cpu().numpy() * reg.target_std + reg.target_mean
         return values.astype(np.float32), None
 
     @torch.no_grad()
@@ -460,11 +559,11 @@ class PhenoSeqModel:
         for lo in range(0, n_cells, batch_size):
             b = min(batch_size, n_cells - lo)
             idx = np.stack([sample_set(rng, rows, n_set) for _ in range(b)])
-            pooled, tokens = self.diffusion.encode_condition(torch.from_numpy(cells[idx]), None)
+            pooled, tokens = self.diffusion.encode_condition(self._dev(cells[idx]), None)
             out.append(
                 self.diffusion.sample(pooled, tokens, scheduler, n_steps, guidance, generator)
             )
-        return torch.cat(out).numpy()
+        return torch.cat(out).cpu().numpy()
 
     @torch.no_grad()
     def generate(
@@ -481,7 +580,8 @@ class PhenoSeqModel:
         """Generate ``n_cells`` expression profiles for every pairing group of ``morphology``.
 
         ``set_size``: morphology cells each generated cell is conditioned on (default: the
-        training set size).
+        training set size). :meth:`generate_to` writes the same cells to a file group by group
+        (bounded memory).
 
         Returns
         -------
@@ -489,6 +589,61 @@ class PhenoSeqModel:
         (counts kind), ``obsm['X_phenoseq']`` latents, obs columns constant within a group plus
         ``phenoseq_group``, ``uns['phenoseq']`` provenance.
         """
+        obs, blocks = self._generation(morphology, n_cells, n_steps, guidance, sampler, seed,
+                                       progress, set_size)  # fmt: skip
+        xs, logs, zs = zip(*blocks, strict=True)
+        x = np.concatenate(xs)
+        out = ad.AnnData(
+            X=sp.csr_matrix(x) if self.registry.kind == "counts" else x,
+            obs=obs,
+            var=pd.DataFrame(index=pd.Index(self.registry.genes)),
+        )
+        if self.registry.kind == "counts":
+            out.layers[K.LOG1P] = np.concatenate(logs)
+        out.obsm[K.LATENT] = np.concatenate(zs)
+        out.uns[K.UNS] = self._generation_uns(n_cells, n_steps, guidance, sampler, seed, set_size)
+        return out
+
+    @torch.no_grad()
+    def generate_to(
+        self,
+        path: str | Path,
+        morphology: ad.AnnData,
+        n_cells: int = 100,
+        n_steps: int = 20,
+        guidance: float = 1.0,
+        sampler: SamplerName = "dpmpp_2m",
+        seed: int = 0,
+        progress: bool = True,
+        set_size: int | None = None,
+        uns: dict | None = None,
+    ) -> Path:
+        """:meth:`generate` straight into an ``.h5ad``, one group at a time (memory: one group's
+        cells, whatever the number of groups); atomic. ``uns`` is added to the provenance."""
+        obs, blocks = self._generation(morphology, n_cells, n_steps, guidance, sampler, seed,
+                                       progress, set_size)  # fmt: skip
+        counts = self.registry.kind == "counts"
+        meta = self._generation_uns(n_cells, n_steps, guidance, sampler, seed, set_size)
+        var = pd.DataFrame(index=pd.Index(self.registry.genes))
+        with atomic_path(path) as tmp, H5adWriter(
+            tmp, obs, var, {K.UNS: meta | (uns or {})}, sparse=counts,
+            obsm={K.LATENT: self.n_latent}, layers={K.LOG1P: len(var)} if counts else None,
+        ) as w:  # fmt: skip
+            for x, log1p, z in blocks:
+                w.append(x, obsm={K.LATENT: z}, layers={K.LOG1P: log1p} if counts else None)
+        return Path(path)
+
+    def _generation_uns(self, n_cells, n_steps, guidance, sampler, seed, set_size) -> dict:
+        return {
+            "sampler": sampler, "n_steps": n_steps, "guidance": guidance, "seed": seed,
+            "n_cells_per_group": n_cells, "expression_kind": self.registry.kind,
+            "version": __version__, "set_size": set_size or self.train_config.set_size,
+        }  # fmt: skip
+
+    def _generation(self, morphology, n_cells, n_steps, guidance, sampler, seed, progress,
+                    set_size) -> tuple[pd.DataFrame, Iterator[tuple[np.ndarray, ...]]]:  # fmt: skip
+        """The obs of every generated cell (known up front) and a lazy iterator of
+        ``(X, log1p, latent)`` blocks, one per group in obs order."""
         if n_cells < 1:
             raise InputError(
                 f"--n-cells must be at least 1 (got {n_cells}).", "pass a positive number"
@@ -499,40 +654,29 @@ class PhenoSeqModel:
             morphology = ad.AnnData(morphology.X, obs=obs, var=morphology.var)
         morph_x = self.normalize_features(morphology)
         groups = group_ids(morphology.obs, reg.pair_key, "morphology").to_numpy()
-        rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
-        known = {g: i for i, g in enumerate(reg.group_names)}
-        xs, logs, zs, obs_rows = [], [], [], []
-        for g in tqdm(sorted(set(groups)), desc="generate", disable=not progress):
-            rows = np.flatnonzero(groups == g)
-            z = self.sample_latents(morph_x[rows], n_cells, rng, gen, n_steps, guidance, sampler,
-                                    set_size=set_size)  # fmt: skip
-            z = torch.from_numpy(z)
-            gi = known.get(g)
-            if gi is None or not len(self._library_pool(gi)):
-                gi = self._nearest_training_group(self.condition_embedding(morph_x[rows], rng))
-            lib = torch.from_numpy(rng.choice(self._library_pool(gi), size=n_cells))
-            x, log1p = self.decode(z, lib, gen)
-            xs.append(x)
-            logs.append(log1p)
-            zs.append((z * self.latent_std + self.latent_mean).numpy())
-            obs_rows.append(_constant_obs(morphology.obs.iloc[rows], g, n_cells))
-        obs = tidy_obs(pd.concat(obs_rows, ignore_index=True))
+        order = sorted(set(groups))
+        rows_of = {g: np.flatnonzero(groups == g) for g in order}
+        obs = tidy_obs(pd.concat([_constant_obs(morphology.obs.iloc[rows_of[g]], g, n_cells)
+                                  for g in order], ignore_index=True))  # fmt: skip
         obs.index = [f"gen{i}" for i in range(len(obs))]
-        x = np.concatenate(xs)
-        out = ad.AnnData(
-            X=sp.csr_matrix(x) if reg.kind == "counts" else x,
-            obs=obs,
-            var=pd.DataFrame(index=pd.Index(reg.genes)),
-        )
-        if reg.kind == "counts":
-            out.layers[K.LOG1P] = np.concatenate(logs)
-        out.obsm[K.LATENT] = np.concatenate(zs).astype(np.float32)
-        out.uns[K.UNS] = {
-            "sampler": sampler, "n_steps": n_steps, "guidance": guidance, "seed": seed,
-            "n_cells_per_group": n_cells, "expression_kind": reg.kind, "version": __version__,
-            "set_size": set_size or self.train_config.set_size,
-        }  # fmt: skip
-        return out
+
+        def blocks() -> Iterator[tuple[np.ndarray, ...]]:
+            rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
+            known = {g: i for i, g in enumerate(reg.group_names)}
+            for g in tqdm(order, desc="generate", disable=not progress):
+                rows = rows_of[g]
+                z = self.sample_latents(morph_x[rows], n_cells, rng, gen, n_steps, guidance,
+                                        sampler, set_size=set_size)  # fmt: skip
+                z = torch.from_numpy(z)
+                gi = known.get(g)
+                if gi is None or not len(self._library_pool(gi)):
+                    gi = self._nearest_training_group(self.condition_embedding(morph_x[rows], rng))
+                lib = torch.from_numpy(rng.choice(self._library_pool(gi), size=n_cells))
+                x, log1p = self.decode(z, lib, gen)
+                latent = (z * self.latent_std + self.latent_mean).numpy().astype(np.float32)
+                yield x, log1p, latent
+
+        return obs, blocks()
 
     # ------------------------------------------------------------------ persistence
     def save(self, folder: str | Path) -> Path:
@@ -663,7 +807,10 @@ def train_model(
     """
     out = Path(out)
     tc = train_config or TrainConfig()
-    rank, size = init_distributed(tc.device)
+    device = resolve_device(tc.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    rank, size = init_distributed(str(device))
     if tc.batch_size % size:
         raise InputError(f"--batch-size {tc.batch_size} does not split over {size} processes.",
                          f"use a multiple of {size}")  # fmt: skip

@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from .errors import InputError
 from .io import atomic_path
 
 
@@ -47,7 +48,41 @@ class TrainConfig:
     checkpoint_every: int = 500
     max_minutes: float | None = None
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (auto: this rank's GPU when visible)
+    precision: str = "auto"  # auto | fp32 | bf16 (auto: bf16 autocast on a GPU that has it)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """The device to train / sample on: ``auto`` is this rank's CUDA device (``LOCAL_RANK``
+    under torchrun) when PyTorch sees one, else the CPU."""
+    if name not in ("auto", "cpu", "cuda") and not name.startswith("cuda:"):
+        raise InputError(f"unknown --device '{name}'.", "use auto, cpu or cuda")
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise InputError(f"--device {name} but PyTorch sees no CUDA device (a CPU build of "
+                         "torch, or no GPU).", "use --device auto or cpu")  # fmt: skip
+    if name.startswith("cuda:"):
+        return torch.device(name)
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def autocast(device: torch.device, precision: str = "auto"):
+    """The forward-pass context of a training step: bf16 autocast for ``precision="bf16"``, or
+    ``"auto"`` on a CUDA device that supports bf16; plain fp32 otherwise."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise InputError(f"unknown --precision '{precision}'.", "use auto, fp32 or bf16")
+    use = precision == "bf16" or (
+        precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
+    )
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use)
+
+
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on ``device``: through pinned memory, non-blocking, for a CUDA device."""
+    if device.type != "cuda":
+        return x
+    return x.pin_memory().to(device, non_blocking=True)
 
 
 def world() -> tuple[int, int]:
@@ -252,19 +287,21 @@ def run_phase(
     for mod in phase.modules.values():
         mod.train()
     rank, size = world()
-    compute = phase.loss
+    compute, device = phase.loss, resolve_device(cfg.device)
     if size > 1:  # PyTorch DDP: gradients all-reduced (averaged) across ranks in backward
         from torch.nn.parallel import DistributedDataParallel
 
         _freeze_unused(phase)
-        compute = DistributedDataParallel(_PhaseLoss(phase))
+        ids = [device.index] if device.type == "cuda" else None
+        compute = DistributedDataParallel(_PhaseLoss(phase), device_ids=ids)
     bar = tqdm(total=phase.n_steps, initial=state.step, desc=phase.name,
                disable=not progress or rank != 0)  # fmt: skip
     running = None
     while state.step < phase.n_steps:
         for group in opt.param_groups:
             group["lr"] = lr_at(state.step, phase.n_steps, phase.lr, cfg.warmup_steps)
-        loss = compute(rngs["numpy"], rngs["torch"])
+        with autocast(device, cfg.precision):
+            loss = compute(rngs["numpy"], rngs["torch"])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(phase.params, cfg.grad_clip)

@@ -26,6 +26,7 @@ def load_paired(inputs: InputConfig) -> PairedData:
         kind=inputs.expression_kind,
         layer=inputs.layer,
         obsm_key=inputs.expression_obsm,
+        backed=inputs.backed,
     )
     return pair_by_treatment(
         morph, expr, inputs.pair_key, inputs.label_key, inputs.control, inputs.split

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Literal
 
 import anndata as ad
+import h5py
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -16,6 +18,11 @@ from .morphology import read_h5ad
 from .validate import check_continuous, check_counts, check_nonempty, check_unique_ids, require_path
 
 ExpressionKind = Literal["counts", "continuous"]
+
+#: ``read_expression(backed=None)`` keeps ``X`` on disk when its dense size exceeds this
+BACKED_AUTO_BYTES = 4 << 30
+#: rows validated (and later read) per block of a backed file
+BLOCK_ROWS = 4096
 
 
 def read_gct(path: Path) -> ad.AnnData:
@@ -58,6 +65,7 @@ def read_expression(
     kind: ExpressionKind = "counts",
     layer: str | None = None,
     obsm_key: str | None = None,
+    backed: bool | None = None,
 ) -> ad.AnnData:
     """Read and validate expression into AnnData with the target values in ``X``.
 
@@ -74,6 +82,11 @@ def read_expression(
     obsm_key
         Take an embedding target from ``obsm[obsm_key]`` (e.g. scGPT); validated as finite and
         recorded as kind ``"embedding"``.
+    backed
+        Keep ``X`` of an ``.h5ad`` on disk (``anndata`` backed mode: only ``obs``/``var`` are
+        loaded; validation and training read blocks of rows), so memory does not grow with the
+        number of cells. ``None`` (default): backed when the dense ``X`` would exceed 4 GiB.
+        Not with ``layer`` or ``obsm_key``.
 
     Returns
     -------
@@ -83,6 +96,15 @@ def read_expression(
     if kind not in ("counts", "continuous"):
         raise InputError(f"unknown expression kind '{kind}'.", "use counts or continuous")
     name = path.name.lower()
+    if backed is None:
+        backed = (
+            name.endswith(".h5ad")
+            and layer is None
+            and obsm_key is None
+            and (_dense_bytes(path) > BACKED_AUTO_BYTES)
+        )
+    if backed:
+        return _read_backed(path, kind, layer, obsm_key)
     if name.endswith(".gct"):
         adata = read_gct(path)
     elif name.endswith(".h5ad"):
@@ -121,9 +143,55 @@ def read_expression(
         )
     else:
         check_continuous(adata.X, path)
-    adata.uns[K.UNS] = {
-        "source": str(path),
-        "modality": "expression",
-        K.EXPRESSION_KIND: stored_kind,
-    }
+    adata.uns[K.UNS] = _provenance(path, stored_kind)
+    return adata
+
+
+def _provenance(path: Path, kind: str) -> dict:
+    return {"source": str(path), "modality": "expression", K.EXPRESSION_KIND: kind}
+
+
+def _dense_bytes(path: Path) -> int:
+    """``n_obs * n_vars * 4`` of an ``.h5ad`` from its header (0 when it cannot be read)."""
+    try:
+        with h5py.File(path, "r") as f:
+            x = f["X"]
+            shape = x.attrs["shape"] if isinstance(x, h5py.Group) else x.shape
+            return int(shape[0]) * int(shape[1]) * 4
+    except Exception:  # an unreadable file gets its clear error from the full reader
+        return 0
+
+
+def _read_backed(path: Path, kind: str, layer: str | None, obsm_key: str | None) -> ad.AnnData:
+    """Open an ``.h5ad`` with ``X`` left on disk and validate ``X`` block by block."""
+    if not path.name.lower().endswith(".h5ad"):
+        raise InputError("only an .h5ad can be read backed.", "convert it to .h5ad", path)
+    if layer is not None or obsm_key is not None:
+        raise InputError(
+            "--backed reads X only (not --layer / --expression-obsm).",
+            "write the target to X (adata.X = adata.layers[...]) or drop --backed",
+            path,
+        )
+    if kind not in ("counts", "continuous"):
+        raise InputError(f"unknown expression kind '{kind}'.", "use counts or continuous")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            adata = ad.read_h5ad(path, backed="r")
+    except Exception as exc:
+        raise InputError(
+            f"cannot be opened as .h5ad ({type(exc).__name__}: {str(exc)[:120]}).",
+            "check that the file is a complete AnnData .h5ad (re-export it)",
+            path,
+        ) from exc
+    check_nonempty(adata.n_obs, path)
+    check_unique_ids(adata.obs_names, path)
+    check = check_counts if kind == "counts" else check_continuous
+    for lo in range(0, adata.n_obs, BLOCK_ROWS):
+        try:
+            check(adata.X[lo : lo + BLOCK_ROWS], path)
+        except InputError as exc:
+            raise InputError(f"rows {lo}-{min(lo + BLOCK_ROWS, adata.n_obs) - 1}: {exc.problem}",
+                             exc.fix, path) from None  # fmt: skip
+    adata.uns[K.UNS] = _provenance(path, kind)
     return adata

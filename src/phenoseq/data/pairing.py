@@ -109,7 +109,7 @@ def pair_by_treatment(
     :class:`PairedData` with copies of both AnnData carrying ``obs['phenoseq_group']``.
     """
     pair_key = tuple(pair_key)
-    morph, expr = morphology.copy(), expression.copy()
+    morph, expr = morphology.copy(), _copy_obs(expression)
     keys = (*pair_key, label_key or K.TREATMENT, (split or SplitConfig()).replicate_key)
     morph.obs, expr.obs = with_key_aliases(morph.obs, keys), with_key_aliases(expr.obs, keys)
     morph.obs[K.GROUP] = group_ids(morph.obs, pair_key, "morphology").to_numpy()
@@ -148,6 +148,16 @@ def pair_by_treatment(
     for a in (morph, expr):
         a.obs[K.ROLE] = groups["role"].reindex(a.obs[K.GROUP]).to_numpy()
     return PairedData(morph, expr, groups, sp, pair_key, label_key, control)
+
+
+def _copy_obs(adata: ad.AnnData) -> ad.AnnData:
+    """A copy whose ``obs`` can be changed freely; a backed AnnData gets a fresh handle on the
+    same file (its ``X`` stays on disk) instead of a copy into memory."""
+    if not adata.isbacked:
+        return adata.copy()
+    out = ad.read_h5ad(adata.filename, backed="r")
+    out.obs, out.uns = adata.obs.copy(), dict(adata.uns)
+    return out
 
 
 def summarize(paired: PairedData) -> dict:

@@ -7,7 +7,7 @@ group-first. Groups can be sharded by rank so each DDP process sees its own part
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,6 +90,63 @@ class InMemoryGroupStore:
         set_index = np.repeat(np.arange(n_sets), targets_per_set)[:batch_size]
         rows = target.ravel()[:batch_size]
         return PairBatch(self.expr_x[rows], self.morph_x[cells], set_index, gs)
+
+
+class BlockShuffleBuffer:
+    """Random rows of a matrix too large for memory, read from disk as blocks of consecutive rows.
+
+    The buffer holds ``n_blocks`` blocks of ``block_rows`` consecutive eligible rows, each from a
+    random place of the file; a batch is drawn uniformly from the whole buffer, and every
+    ``refresh_every`` batches the oldest block is replaced by a fresh random one. Reads are
+    sequential (fast on compressed HDF5/zarr chunks) while a batch still mixes ``n_blocks``
+    places of the file; memory is ``n_blocks * block_rows`` rows, whatever the file size.
+
+    Parameters
+    ----------
+    read
+        ``read(lo, hi)`` -> dict of arrays (equal first dimension ``hi - lo``) for file rows
+        ``lo:hi``.
+    rows
+        The eligible file rows (e.g. the training cells); blocks are runs of them.
+    rng
+        Chooses the blocks (the same seed on every DDP rank gives every rank the same buffer).
+    """
+
+    def __init__(
+        self,
+        read: Callable[[int, int], dict[str, np.ndarray]],
+        rows: np.ndarray,
+        rng: np.random.Generator,
+        block_rows: int = 512,
+        n_blocks: int = 32,
+        refresh_every: int = 4,
+    ):
+        self.read, self.rows = read, np.sort(np.asarray(rows))
+        if not len(self.rows):
+            raise ValueError("no eligible rows")
+        self.block_rows = min(block_rows, len(self.rows))
+        self.n_blocks = max(1, min(n_blocks, len(self.rows) // self.block_rows))
+        self.refresh_every, self._rng, self._steps, self._next = refresh_every, rng, 0, 0
+        first = [self._block() for _ in range(self.n_blocks)]
+        self.buffer = {k: np.stack([b[k] for b in first]) for k in first[0]}
+
+    def _block(self) -> dict[str, np.ndarray]:
+        start = int(self._rng.integers(0, len(self.rows) - self.block_rows + 1))
+        want = self.rows[start : start + self.block_rows]
+        runs = np.split(want, np.flatnonzero(np.diff(want) != 1) + 1)  # contiguous file ranges
+        parts = [self.read(int(r[0]), int(r[-1]) + 1) for r in runs]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def batch(self, rng: np.random.Generator, batch_size: int) -> dict[str, np.ndarray]:
+        """``batch_size`` random rows of the buffer (refreshing one block every few calls)."""
+        self._steps += 1
+        if self._steps % self.refresh_every == 0:
+            for k, v in self._block().items():  # replace the oldest block in place
+                self.buffer[k][self._next] = v
+            self._next = (self._next + 1) % self.n_blocks
+        b = rng.integers(0, self.n_blocks, batch_size)
+        r = rng.integers(0, self.block_rows, batch_size)
+        return {k: v[b, r] for k, v in self.buffer.items()}
 
 
 def sample_set(rng: np.random.Generator, rows: np.ndarray, n_set: int) -> np.ndarray:

@@ -53,6 +53,11 @@ class EMA:
                 self.shadow[name].copy_(value)
         self.n_updates += 1
 
+    def to(self, device: torch.device | str) -> EMA:
+        """Move the shadow weights to ``device``."""
+        self.shadow = {k: v.to(device) for k, v in self.shadow.items()}
+        return self
+
     def copy_to(self, model: nn.Module) -> None:
         """Load the shadow weights into ``model`` (keep a copy of its own first if needed)."""
         model.load_state_dict(self.shadow)

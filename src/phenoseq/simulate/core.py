@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from .. import _keys as K
 from ..io import atomic_path
+from ..writers import CropWriter, H5adWriter, rechunk
 from .build import build_model
 from .config import SimulatorConfig
 from .design import Design, make_design, obs_for
@@ -30,7 +31,6 @@ from .model import (
 )
 from .render import CHANNELS, INTENSITY_SCALE, LABELS, acquire, blur, render_cells
 from .surrogate import Surrogate, fit_surrogate, surrogate_inputs
-from .writer import CropWriter, H5adWriter, rechunk
 
 BLOCK = 256  # cells drawn with one generator; fixes the random stream whatever chunk_size is
 STATE_KEY = "X_state"

@@ -63,8 +63,8 @@ class H5adWriter:
         Unstructured metadata (plain dicts, lists, scalars, arrays).
     sparse
         ``X`` as CSR (counts) or dense float32 (features).
-    obsm
-        Names and widths of dense ``obsm`` arrays filled block by block.
+    obsm, layers
+        Names and widths of dense ``obsm`` arrays / float32 ``layers`` filled block by block.
     compression
         h5py compression of the large datasets.
     """
@@ -78,6 +78,7 @@ class H5adWriter:
         *,
         sparse: bool,
         obsm: dict[str, int] | None = None,
+        layers: dict[str, int] | None = None,
         compression: str | None = "gzip",
     ):
         self._f = h5py.File(path, "w")
@@ -89,13 +90,14 @@ class H5adWriter:
             self._kw["compression_opts"] = 4
         ad.io.write_elem(self._f, "var", var)
         ad.io.write_elem(self._f, "uns", uns)
-        for key in ("varm", "obsp", "varp", "layers"):
+        for key in ("varm", "obsp", "varp"):
             ad.io.write_elem(self._f, key, {})
-        self._init_obsm(obsm or {})
+        self._init_dense("obsm", obsm or {})
+        self._init_dense("layers", layers or {})
         self._init_x()
 
-    def _init_obsm(self, widths: dict[str, int]) -> None:
-        group = self._f.create_group("obsm")
+    def _init_dense(self, name: str, widths: dict[str, int]) -> None:
+        group = self._f.create_group(name)
         _encode(group, "dict", "0.1.0")
         for key, width in widths.items():
             ds = group.create_dataset(key, (self._n, width), np.float32, **self._dense_kw(width))
@@ -128,9 +130,10 @@ class H5adWriter:
         x: np.ndarray | sp.csr_matrix,
         obsm: dict[str, np.ndarray] | None = None,
         obs: dict[str, np.ndarray] | None = None,
+        layers: dict[str, np.ndarray] | None = None,
     ) -> None:
-        """Write the next rows: ``x`` ``(n_rows, n_vars)``, matching ``obsm`` rows and extra
-        ``obs`` columns (added to obs when the file is closed)."""
+        """Write the next rows: ``x`` ``(n_rows, n_vars)``, matching ``obsm`` / ``layers`` rows
+        and extra ``obs`` columns (added to obs when the file is closed)."""
         n = x.shape[0]
         if self._row + n > self._n:
             raise ValueError(f"more rows than obs ({self._row + n} > {self._n})")
@@ -141,6 +144,8 @@ class H5adWriter:
             self._f["X"][rows] = np.asarray(x, dtype=np.float32)
         for key, value in (obsm or {}).items():
             self._f["obsm"][key][rows] = value
+        for key, value in (layers or {}).items():
+            self._f["layers"][key][rows] = value
         for key, value in (obs or {}).items():
             self._extra.setdefault(key, []).append(np.asarray(value))
         self._row += n
