@@ -475,7 +475,7 @@ def generate(
     n_groups = group_ids(with_key_aliases(adata.obs, m.registry.pair_key), m.registry.pair_key,
                          "morphology").nunique()  # fmt: skip
     console.print(f"{n_groups * n_cells} cells x {len(m.registry.genes)} genes for {n_groups} "
-                  f"groups written to {out}")  # fmt: skip
+                  f"groups written to {out}", soft_wrap=True)  # fmt: skip
     if summary is not None:
         from .uncertainty import Calibration, parse_levels, summarize
 

@@ -589,7 +589,7 @@ class PhenoSeqModel:
         (counts kind), ``obsm['X_phenoseq']`` latents, obs columns constant within a group plus
         ``phenoseq_group``, ``uns['phenoseq']`` provenance.
         """
-        obs, blocks = self._generation(morphology, n_cells, n_steps, guidance, sampler, seed,
+        obs, blocks = self.generate_blocks(morphology, n_cells, n_steps, guidance, sampler, seed,
                                        progress, set_size)  # fmt: skip
         xs, logs, zs = zip(*blocks, strict=True)
         x = np.concatenate(xs)
@@ -620,7 +620,7 @@ class PhenoSeqModel:
     ) -> Path:
         """:meth:`generate` straight into an ``.h5ad``, one group at a time (memory: one group's
         cells, whatever the number of groups); atomic. ``uns`` is added to the provenance."""
-        obs, blocks = self._generation(morphology, n_cells, n_steps, guidance, sampler, seed,
+        obs, blocks = self.generate_blocks(morphology, n_cells, n_steps, guidance, sampler, seed,
                                        progress, set_size)  # fmt: skip
         counts = self.registry.kind == "counts"
         meta = self._generation_uns(n_cells, n_steps, guidance, sampler, seed, set_size)
@@ -640,10 +640,21 @@ class PhenoSeqModel:
             "version": __version__, "set_size": set_size or self.train_config.set_size,
         }  # fmt: skip
 
-    def _generation(self, morphology, n_cells, n_steps, guidance, sampler, seed, progress,
-                    set_size) -> tuple[pd.DataFrame, Iterator[tuple[np.ndarray, ...]]]:  # fmt: skip
-        """The obs of every generated cell (known up front) and a lazy iterator of
-        ``(X, log1p, latent)`` blocks, one per group in obs order."""
+    def generate_blocks(
+        self,
+        morphology: ad.AnnData,
+        n_cells: int = 100,
+        n_steps: int = 20,
+        guidance: float = 1.0,
+        sampler: SamplerName = "dpmpp_2m",
+        seed: int = 0,
+        progress: bool = True,
+        set_size: int | None = None,
+    ) -> tuple[pd.DataFrame, Iterator[tuple[np.ndarray, ...]]]:
+        """What :meth:`generate` and :meth:`generate_to` are built on: the obs of every
+        generated cell (known up front) and a lazy iterator of ``(X, log1p, latent)`` blocks,
+        one per group in obs order (``log1p`` is None for continuous / embedding targets), so
+        a caller can reduce or write each group's cells before the next is sampled."""
         if n_cells < 1:
             raise InputError(
                 f"--n-cells must be at least 1 (got {n_cells}).", "pass a positive number"

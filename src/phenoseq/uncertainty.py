@@ -75,14 +75,14 @@ def draw(
     if n_draws < 2 or n_cells < 1:
         raise InputError(f"--n-draws must be >= 2 and cells per draw >= 1 (got {n_draws}, "
                          f"{n_cells}).", "raise them")  # fmt: skip
-    gen = model.generate(morphology, n_draws * n_cells, seed=seed, progress=progress,
-                         **generate_kw)  # fmt: skip
-    view = gen.layers[K.LOG1P] if K.LOG1P in gen.layers else np.asarray(gen.X)
-    groups = gen.obs[K.GROUP].astype(str).to_numpy()
-    order = list(dict.fromkeys(groups))  # generate writes groups in blocks
-    values = np.asarray(view, np.float32).reshape(len(order), n_draws, n_cells, -1).mean(axis=2)
-    first = gen.obs.groupby(K.GROUP, observed=True, sort=False).head(1).set_index(K.GROUP)
-    return Draws(order, values, first.loc[order])
+    obs, blocks = model.generate_blocks(morphology, n_draws * n_cells, seed=seed,
+                                        progress=progress, **generate_kw)  # fmt: skip
+    # one group at a time: memory holds one group's cells, not the whole screen's
+    values = np.stack([(log1p if log1p is not None else x).reshape(n_draws, n_cells, -1)
+                       .mean(axis=1) for x, log1p, _ in blocks])  # fmt: skip
+    first = obs.groupby(K.GROUP, observed=True, sort=False).head(1).set_index(K.GROUP)
+    order = [str(g) for g in first.index]
+    return Draws(order, values.astype(np.float32), first)
 
 
 def conformal_quantile(scores: np.ndarray, level: float) -> float:
