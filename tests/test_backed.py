@@ -120,3 +120,22 @@ def test_generate_to_streams_the_same_cells(tmp_path, files):
     assert disk.obs.equals(mem.obs) and list(disk.var_names) == list(mem.var_names)
     assert disk.uns["phenoseq"]["model"] == "m" and disk.uns["phenoseq"]["n_steps"] == 2
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".gen")] == []
+
+
+def test_calibrate_a_backed_model(tmp_path):
+    """The default calibration data of a model trained --backed is read from disk in blocks."""
+    from phenoseq.uncertainty import calibrate_model, real_pseudobulk
+
+    torch.set_num_threads(1)
+    morph, expr = tiny_pair(n_treatments=6, n_reps=3, n_cells=10, n_feat=5, n_genes=7)
+    m, e = tmp_path / "m.h5ad", tmp_path / "e.h5ad"
+    morph.write_h5ad(m)
+    expr.write_h5ad(e)
+    split = SplitConfig("replicate", calib=("2",), test=("3",))
+    inp = InputConfig(m, e, control="DMSO", split=split, backed=True)
+    model = train_model(inp, tmp_path / "model", SMALL, fast(), progress=False)
+    cal = calibrate_model(tmp_path / "model", n_draws=4, n_cells=5, progress=False)
+    assert cal.n_groups == 6 and all(np.isfinite(cal.q_bulk[:2]))
+    backed = real_pseudobulk(model, read_expression(e, backed=True))
+    memory = real_pseudobulk(model, read_expression(e, backed=False))
+    np.testing.assert_allclose(backed.to_numpy(), memory.to_numpy(), rtol=1e-12)

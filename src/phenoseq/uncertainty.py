@@ -111,12 +111,26 @@ def _interval(values: np.ndarray, level: float, q: float | None, eps: float):
 
 
 def real_pseudobulk(model: PhenoSeqModel, expression: ad.AnnData) -> pd.DataFrame:
-    """Mean log-normalised profile of each pairing group of real cells (groups x genes)."""
+    """Mean log-normalised profile of each pairing group of real cells (groups x genes), read
+    block by block (so a backed AnnData is never loaded whole)."""
+    from .model import expression_blocks
+
     reg = model.registry
+    missing = [gene for gene in reg.genes if gene not in expression.var_names]
+    if missing:
+        raise InputError(f"expression lacks {len(missing)} of the model's genes, e.g. "
+                         f"{missing[:3]}.", "use data with the training genes")  # fmt: skip
     obs = with_key_aliases(expression.obs, reg.pair_key)
-    g = group_ids(obs, reg.pair_key, "expression").to_numpy()
-    names, means = pseudobulk(log1p_view(expression[:, reg.genes].X, reg.kind), g)
-    return pd.DataFrame(means, index=names, columns=reg.genes)
+    g = group_ids(obs, reg.pair_key, "expression").astype(str).to_numpy()
+    sums: dict[str, np.ndarray] = {}
+    counts = pd.Series(g).value_counts()
+    for lo, x in expression_blocks(expression, reg.genes):
+        names, means = pseudobulk(log1p_view(x, reg.kind), g[lo : lo + x.shape[0]])
+        n = pd.Series(g[lo : lo + x.shape[0]]).value_counts()
+        for name, m in zip(names, means, strict=True):
+            sums[name] = sums.get(name, 0.0) + m * n[name]
+    names = sorted(sums)
+    return pd.DataFrame([sums[k] / counts[k] for k in names], index=names, columns=reg.genes)
 
 
 def _controls(model: PhenoSeqModel, obs: pd.DataFrame, groups: list[str]) -> dict[str, str]:
@@ -445,7 +459,9 @@ def calibrate_model(
                              "train with --calib REPLICATES, or pass --morphology/--expression "
                              "of calibration groups", model_dir)  # fmt: skip
         m = paired.morphology[paired.morphology.obs[K.GROUP].isin(calib)].copy()
-        e = paired.expression[paired.expression.obs[K.GROUP].isin(calib)].copy()
+        e = paired.expression  # backed stays on disk: the calib pseudo-bulks are read in blocks
+        if not e.isbacked:
+            e = e[e.obs[K.GROUP].isin(calib)].copy()
     elif morphology is None or expression is None:
         raise InputError("pass both --morphology and --expression (or neither).",
                          "give the calibration groups' two modalities")  # fmt: skip
