@@ -1,7 +1,8 @@
 """Bounded memory: peak resident memory of simulate / train / generate vs the number of cells.
 
-    .venv/bin/python bench/memory.py --out bench/out/memory                   # ~6 min, 100k cells
-    .venv/bin/python bench/memory.py --out bench/out/memory_1m --cells 1000000 --no-in-memory
+    .venv/bin/python bench/memory.py --out bench/out/memory         # 100k cells, 300 steps, ~6 min
+    .venv/bin/python bench/memory.py --out bench/out/memory_1m --cells 1000000 --steps 1000 \
+        --no-in-memory                                              # ~17 min
 
 Each step runs as its own process under ``/usr/bin/time -v`` (peak RSS = "Maximum resident set
 size"; wall time):
@@ -60,7 +61,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench/out/memory"))
     ap.add_argument("--cells", type=int, default=100_000, help="sequenced (and imaged) cells")
     ap.add_argument("--genes", type=int, default=2000)
-    ap.add_argument("--steps", type=int, default=1000, help="steps of each training phase")
+    ap.add_argument("--steps", type=int, default=300, help="steps of each training phase")
     ap.add_argument("--gen-cells", type=int, default=200, help="cells per held-out group")
     ap.add_argument("--no-in-memory", action="store_true", help="skip the in-memory baselines")
     ap.add_argument("--reuse", action="store_true", help="keep an existing simulation")
