@@ -514,13 +514,24 @@ def calibrate(
 ) -> None:
     """Split-conformal calibration of the intervals and the OOD confidence on held-out groups;
     stored as calibration.json in the model directory."""
+    import numpy as np
+
     from .uncertainty import calibrate_model, parse_levels
 
     cal = calibrate_model(model, morphology, expression, parse_levels(levels), n_draws,
                           cells_per_draw, seed)  # fmt: skip
-    qs = ", ".join(f"{lv:g}: {q:.2f}" for lv, q in zip(cal.levels, cal.q_bulk, strict=True))
-    console.print(f"calibrated on {cal.n_groups} groups of seen treatments; interval "
-                  f"multipliers {qs}; written to {model / 'calibration.json'}")  # fmt: skip
+
+    def multiplier(k: int) -> str:
+        per_gene = cal.q_bulk_gene[k] if cal.q_bulk_gene else None
+        if per_gene is None:
+            return f"{cal.levels[k]:g}: {cal.q_bulk[k]:.2f} (pooled)"
+        return f"{cal.levels[k]:g}: {np.median(per_gene):.2f} (median of per-gene)"
+
+    n_seen = cal.scores_summary.get("n_seen_groups", cal.n_groups)
+    qs = ", ".join(multiplier(k) for k in range(len(cal.levels)))
+    console.print(f"calibrated on {n_seen} groups of seen treatments ({cal.n_groups} in all); "
+                  f"interval multipliers {qs}; written to {model / 'calibration.json'}",
+                  soft_wrap=True)  # fmt: skip
 
 
 @app.command()

@@ -5,10 +5,13 @@
   raw quantile intervals.
 - **Split-conformal calibration** (:func:`calibrate`) on calibration groups held out of
   training (the split's ``calib`` role): for every calibration group and gene the normalised
-  nonconformity score ``|real - centre| / (sd + eps)``; per level the conformal quantile of the
-  scores pooled over groups and genes sets the half-width ``q * (sd + eps)``. For held-out groups
-  exchangeable with the calibration groups this covers the real pseudo-bulk at the nominal rate
-  (averaged over genes). The same is done for the delta vs the control of the same batch.
+  nonconformity score ``|real - centre| / (sd + eps)``; per gene and level the conformal
+  quantile ``q_g`` of that gene's scores over the groups sets the half-width
+  ``q_g * (sd + eps)``. For held-out groups exchangeable with the calibration groups this covers
+  every gene's real pseudo-bulk at the nominal rate. With too few calibration groups for a level
+  (fewer than ``1 / (1 - level) - 1``), that level falls back to one multiplier pooled over
+  genes (coverage on average over genes). The same is done for the delta vs the control of the
+  same batch.
 - **Confidence / OOD**: a group's distance to the training groups, in the condition-embedding
   space and in the raw morphology (mean of normalised features), each divided by its median over
   calibration groups of *seen* treatments and averaged, is the ``ood_score``. Its conformal
@@ -101,9 +104,10 @@ def _scores(values: np.ndarray, truth: np.ndarray, eps: float) -> np.ndarray:
     return np.abs(truth - values.mean(axis=1)) / (values.std(axis=1, ddof=1) + eps)
 
 
-def _interval(values: np.ndarray, level: float, q: float | None, eps: float):
-    """``(lower, upper)`` of draws ``"groups K genes"``: ``mean +- q (sd + eps)`` (conformal)
-    or, without a multiplier, the draws' own central quantiles."""
+def _interval(values: np.ndarray, level: float, q: float | np.ndarray | None, eps: float):
+    """``(lower, upper)`` of draws ``"groups K genes"``: ``mean +- q (sd + eps)`` (conformal;
+    ``q`` one multiplier or one per gene) or, without a multiplier, the draws' own central
+    quantiles."""
     if q is None:
         return np.quantile(values, [(1 - level) / 2, (1 + level) / 2], axis=1)
     mean, half = values.mean(axis=1), q * (values.std(axis=1, ddof=1) + eps)
@@ -206,7 +210,7 @@ class Calibration:
     """What :func:`calibrate` stores in the model directory (``calibration.json``)."""
 
     levels: list[float]
-    q_bulk: list[float]  # conformal multipliers of (sd + eps), per level
+    q_bulk: list[float]  # conformal multipliers of (sd + eps) pooled over genes, per level
     q_delta: list[float] | None
     q_novel: list[float] | None  # multipliers from calibration groups of unseen treatments
     ood_scale: list[float]  # medians of the two OOD distances over seen calibration groups
@@ -215,6 +219,21 @@ class Calibration:
     n_draws: int
     n_cells: int
     scores_summary: dict
+    # per level, one multiplier per gene (None: too few groups for that level -> pooled)
+    q_bulk_gene: list[list[float] | None] | None = None
+    q_delta_gene: list[list[float] | None] | None = None
+    eps: float | None = None  # of the pseudo-bulk scores (None: a file from before it was kept)
+    eps_delta: float | None = None
+
+    def multipliers(self, kind: str, level: float) -> float | np.ndarray | None:
+        """The multiplier(s) of ``kind`` ("bulk" or "delta") at ``level``: per gene when
+        calibrated per gene, else pooled; None when that kind was not calibrated."""
+        k = self.levels.index(level)
+        per_gene = getattr(self, f"q_{kind}_gene")
+        if per_gene is not None and per_gene[k] is not None:
+            return np.asarray(per_gene[k], np.float32)
+        pooled = getattr(self, f"q_{kind}")
+        return None if pooled is None else pooled[k]
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / CALIBRATION_FILE
@@ -287,17 +306,20 @@ def calibrate(
 
     s_bulk = scores(seen)
     q_bulk = [conformal_quantile(s_bulk, lv) for lv in levels]
+    q_bulk_gene = [_per_gene(s_bulk, lv) for lv in levels]
     unseen = [x for x in shared if x in novel]
     q_novel = [conformal_quantile(scores(unseen), lv) for lv in levels] if unseen else None
     # delta vs the control of the same batch
     controls = {x: c for x, c in _controls(model, d.obs.reset_index(), d.groups).items()
                 if x in seen and c != x and c in real.index}  # fmt: skip
     have, dd = _deltas(d, controls)
-    q_delta = None
+    q_delta = q_delta_gene = eps_delta = None
     if have:
         real_d = real.loc[have].to_numpy() - real.loc[[controls[x] for x in have]].to_numpy()
-        s_delta = _scores(dd, real_d, _eps(dd.std(axis=1, ddof=1)))
+        eps_delta = _eps(dd.std(axis=1, ddof=1))
+        s_delta = _scores(dd, real_d, eps_delta)
         q_delta = [conformal_quantile(s_delta, lv) for lv in levels]
+        q_delta_gene = [_per_gene(s_delta, lv) for lv in levels]
     # OOD reference: calibration groups of treatments seen in training
     dist = ood_distances(model, morphology, seen, seed)
     scale = np.median(dist, axis=0).tolist()
@@ -305,9 +327,17 @@ def calibrate(
         levels=list(levels), q_bulk=q_bulk, q_delta=q_delta, q_novel=q_novel, ood_scale=scale,
         ood_reference=ood_score(dist, scale).tolist(), n_groups=len(shared), n_draws=n_draws,
         n_cells=n_cells,
-        scores_summary={"bulk_median": float(np.median(s_bulk)), "eps": eps,
+        scores_summary={"bulk_median": float(np.median(s_bulk)), "n_seen_groups": len(seen),
                         "n_delta_groups": len(have), "n_novel_groups": len(unseen)},
+        q_bulk_gene=q_bulk_gene, q_delta_gene=q_delta_gene, eps=eps, eps_delta=eps_delta,
     )  # fmt: skip
+
+
+def _per_gene(scores: np.ndarray, level: float) -> list[float] | None:
+    """Conformal quantile of every gene's scores over groups (``"groups genes"``), or None when
+    the groups are too few for ``level`` (the quantile would be infinite)."""
+    q = [conformal_quantile(scores[:, j], level) for j in range(scores.shape[1])]
+    return None if not np.isfinite(q).all() else [float(v) for v in q]
 
 
 def summarize(
@@ -342,13 +372,16 @@ def summarize(
             )
     layers = {"mean": centre}
 
-    def q(multipliers: list[float] | None, lv: float) -> float | None:
-        return None if multipliers is None else multipliers[cal.levels.index(lv)]
+    def q(kind: str, lv: float) -> float | np.ndarray | None:
+        return None if cal is None else cal.multipliers(kind, lv)
 
-    q_bulk = cal.q_bulk if cal is not None else None
+    def eps_of(stored: float | None, sd: np.ndarray) -> float:  # the calibration's own eps
+        return stored if cal is not None and stored is not None else _eps(sd)
+
+    eps_bulk = eps_of(cal.eps if cal is not None else None, spread)
     for lv in levels:
         layers[f"lower_{lv:g}"], layers[f"upper_{lv:g}"] = _interval(
-            d.values, lv, q(q_bulk, lv), _eps(spread)
+            d.values, lv, q("bulk", lv), eps_bulk
         )
     obs = d.obs.copy()
     obs.index = pd.Index(d.groups, name=None)
@@ -359,11 +392,10 @@ def summarize(
         full = lambda: np.full(centre.shape, np.nan, np.float32)  # noqa: E731
         layers["delta_mean"] = full()
         layers["delta_mean"][rows] = dd.mean(axis=1)
-        q_delta = cal.q_delta if cal is not None else None
+        eps_d = eps_of(cal.eps_delta if cal is not None else None, dd.std(axis=1, ddof=1))
         for lv in levels:
             lo_l, hi_l = full(), full()
-            lo_l[rows], hi_l[rows] = _interval(dd, lv, q(q_delta, lv),
-                                               _eps(dd.std(axis=1, ddof=1)))  # fmt: skip
+            lo_l[rows], hi_l[rows] = _interval(dd, lv, q("delta", lv), eps_d)
             layers[f"delta_lower_{lv:g}"], layers[f"delta_upper_{lv:g}"] = lo_l, hi_l
         obs["control_group"] = [controls.get(g, "") for g in d.groups]
     for lv in levels:
