@@ -139,3 +139,22 @@ def test_calibrate_a_backed_model(tmp_path):
     backed = real_pseudobulk(model, read_expression(e, backed=True))
     memory = real_pseudobulk(model, read_expression(e, backed=False))
     np.testing.assert_allclose(backed.to_numpy(), memory.to_numpy(), rtol=1e-12)
+
+
+def test_evaluate_a_backed_model(tmp_path, files, monkeypatch):
+    """Evaluating a model trained --backed reads a bounded per-group sample of its training
+    cells (here capped at 4 per group) instead of the whole file."""
+    import phenoseq.evaluate.run as run_mod
+    from phenoseq.evaluate.run import evaluate
+
+    torch.set_num_threads(1)
+    monkeypatch.setattr(run_mod, "BACKED_TRAIN_CELLS_PER_GROUP", 4)
+    model = train_model(inputs(files, backed=True), tmp_path / "model", SMALL, fast(),
+                        progress=False)  # fmt: skip
+    morph, expr = ad.read_h5ad(files[0]), ad.read_h5ad(files[1])
+    m_test = morph[morph.obs["Replicate"] == "3"].copy()
+    e_test = expr[expr.obs["Replicate"] == "3"].copy()
+    gen = model.generate(m_test, n_cells=6, n_steps=2, progress=False)
+    ev = evaluate(model, gen, e_test, m_test, k=3, progress=False)
+    assert np.isfinite(ev.metrics["model"]["energy_distance"]["all"]["value"])
+    assert "train_mean" in ev.metrics["baselines"]

@@ -71,6 +71,23 @@ def load_training(
     return paired
 
 
+#: training cells per group read into memory for the baselines and the evaluation space when
+#: the training expression is backed (on disk)
+BACKED_TRAIN_CELLS_PER_GROUP = 1000
+
+
+def _sample_per_group(adata: ad.AnnData, rows: np.ndarray, n: int, seed: int) -> ad.AnnData:
+    """At most ``n`` random rows of every pairing group among ``rows`` (a mask), in file
+    order, read into memory (``adata`` may be backed)."""
+    rng = np.random.default_rng(seed)
+    groups = adata.obs[K.GROUP].astype(str).to_numpy()
+    keep = []
+    for g in np.unique(groups[rows]):
+        idx = np.flatnonzero(rows & (groups == g))
+        keep.append(rng.choice(idx, min(n, len(idx)), replace=False))
+    return adata[np.sort(np.concatenate(keep))].to_memory()
+
+
 def _read(x: ad.AnnData | str | Path, reader) -> ad.AnnData:
     return x if isinstance(x, ad.AnnData) else reader(Path(x))
 
@@ -160,7 +177,11 @@ def evaluate(
 
     # views: log1p of the model's genes; morphology standardised with the model's scaler
     genes = reg.genes
-    t_expr = train.expression[train.expression.obs[K.ROLE] == "train"]
+    is_train = (train.expression.obs[K.ROLE] == "train").to_numpy()
+    if train.expression.isbacked:  # trained --backed: a bounded per-group sample of its cells
+        t_expr = _sample_per_group(train.expression, is_train, BACKED_TRAIN_CELLS_PER_GROUP, seed)
+    else:
+        t_expr = train.expression[is_train]
     t_morph = train.morphology[train.morphology.obs[K.ROLE] == "train"]
     t_labels = train.groups["label"].astype(str)
 
