@@ -158,3 +158,19 @@ def test_evaluate_a_backed_model(tmp_path, files, monkeypatch):
     ev = evaluate(model, gen, e_test, m_test, k=3, progress=False)
     assert np.isfinite(ev.metrics["model"]["energy_distance"]["all"]["value"])
     assert "train_mean" in ev.metrics["baselines"]
+
+
+def test_open_backed_reads_only_obs_var_and_refuses_csc(tmp_path, files):
+    from phenoseq.data.expression import open_backed
+
+    expr = ad.read_h5ad(files[1])
+    expr.layers["counts"] = expr.X.copy()  # as large as X: must stay on disk
+    with_layer = tmp_path / "layer.h5ad"
+    expr.write_h5ad(with_layer)
+    a = open_backed(with_layer)
+    assert a.isbacked and len(a.layers) == 0 and a.shape == expr.shape
+    expr.X = sp.csc_matrix(expr.X)
+    csc = tmp_path / "csc.h5ad"
+    expr.write_h5ad(csc)
+    with pytest.raises(InputError, match="csc_matrix; --backed reads rows"):
+        read_expression(csc, backed=True)

@@ -461,6 +461,11 @@ def generate(
         raise InputError(f"unknown --sampler '{sampler}'.", "use dpmpp_2m, ddim or ddpm")
     m = PhenoSeqModel.load(model).to(resolve_device(device))
     adata = read_morphology(morphology, obsm_key=morphology_obsm, platemap=platemap)
+    if summary is not None:  # check the summary's settings before anything is written
+        from .uncertainty import Calibration, check_summary_settings, parse_levels
+
+        lv, cal = parse_levels(levels), Calibration.load(model)
+        check_summary_settings(cal, lv, n_draws, cells_per_draw)
     m.generate_to(
         out,
         adata,
@@ -477,14 +482,9 @@ def generate(
     console.print(f"{n_groups * n_cells} cells x {len(m.registry.genes)} genes for {n_groups} "
                   f"groups written to {out}", soft_wrap=True)  # fmt: skip
     if summary is not None:
-        from .uncertainty import Calibration, parse_levels, summarize
+        from .uncertainty import summarize
 
-        cal = Calibration.load(model)
-        if cal is None:
-            err_console.print("[yellow]warning:[/] the model is not calibrated: intervals are raw "
-                              "draw quantiles and no confidence is given (run `phenoseq "
-                              "calibrate`)")  # fmt: skip
-        summ = summarize(m, adata, cal, parse_levels(levels), n_draws, cells_per_draw,
+        summ = summarize(m, adata, cal, lv, n_draws, cells_per_draw,
                          ood_threshold, seed, n_steps=steps, guidance=guidance,
                          sampler=sampler, set_size=set_size)  # fmt: skip
     if summary is not None:
@@ -736,9 +736,22 @@ def demo(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: bad input is one line on stderr and exit code 2."""
+    """Console-script entry point: bad input is one line on stderr and exit code 2; PhenoSeq's
+    own warnings are one ``warning:`` line each."""
+    import warnings
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if "phenoseq" not in str(filename):
+            return default(message, category, filename, lineno, file, line)
+        err_console.print(f"[yellow]warning:[/] {message}", soft_wrap=True, highlight=False)
+
     try:
-        app(args=argv, prog_name="phenoseq")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("default", category=UserWarning, module=r"phenoseq\.")
+            warnings.showwarning = show
+            app(args=argv, prog_name="phenoseq")
     except SystemExit as exc:  # click exits 0 after success; callers (and tests) get a return
         if exc.code not in (0, None):
             raise

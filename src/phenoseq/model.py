@@ -50,6 +50,7 @@ from .train import (
     Phase,
     TrainConfig,
     TrainState,
+    autocast,
     init_distributed,
     resolve_device,
     run_phase,
@@ -135,10 +136,16 @@ def expression_blocks(
     ``BLOCK_ROWS`` rows); a backed AnnData is read from disk one block at a time, so memory is
     bounded by a block."""
     cols = None if genes is None else adata.var_names.get_indexer(genes)
-    size = size or BLOCK_ROWS
+    size = size or block_rows(adata.n_vars)
     for lo in range(0, adata.n_obs, size):
         x = adata.X[lo : lo + size]
         yield lo, (x if cols is None else x[:, cols])
+
+
+def block_rows(n_cols: int) -> int:
+    """Rows per block: ``BLOCK_ROWS``, fewer for wide matrices (a dense float32 block stays
+    under 64 MB, so 36,000 genes read ~460 rows at a time)."""
+    return int(max(64, min(BLOCK_ROWS, (64 << 20) // (4 * max(n_cols, 1)))))
 
 
 def column_moments(
@@ -389,7 +396,7 @@ class PhenoSeqModel:
             keys = ("log1p", tkey, "library")
             buffer = BlockShuffleBuffer(
                 lambda lo, hi: {k: v for k, v in self._arrays(expr.X[lo:hi][:, cols]).items()
-                                if k in keys}, rows, np.random.default_rng(cfg.seed),
+                                if k in keys}, rows, np.random.default_rng([cfg.seed, 1]),
             )  # fmt: skip
 
             def batch(rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
@@ -448,9 +455,9 @@ class PhenoSeqModel:
             )
             n_obs = expr.n_obs
         else:
-            n_obs = len(expr["log1p"])
-            blocks = ((lo, {k: v[lo : lo + BLOCK_ROWS] for k, v in expr.items()})
-                      for lo in range(0, n_obs, BLOCK_ROWS))  # fmt: skip
+            n_obs, size = len(expr["log1p"]), block_rows(n_genes)
+            blocks = ((lo, {k: v[lo : lo + size] for k, v in expr.items()})
+                      for lo in range(0, n_obs, size))  # fmt: skip
         bar = tqdm(total=n_obs, desc="encode", unit="cells", disable=not progress or n_obs < 1e5)
         for lo, a in blocks:
             zs.append(self.autoencoder.encode(self._dev(a["log1p"])).cpu().numpy())
@@ -819,6 +826,7 @@ def train_model(
     out = Path(out)
     tc = train_config or TrainConfig()
     device = resolve_device(tc.device)
+    autocast(device, tc.precision)  # checks --precision before any data is read
     if device.type == "cuda":
         torch.cuda.set_device(device)
     rank, size = init_distributed(str(device))

@@ -62,9 +62,17 @@ def resolve_device(name: str = "auto") -> torch.device:
     if not torch.cuda.is_available():
         raise InputError(f"--device {name} but PyTorch sees no CUDA device (a CPU build of "
                          "torch, or no GPU).", "use --device auto or cpu")  # fmt: skip
+    n = torch.cuda.device_count()
     if name.startswith("cuda:"):
+        index = name[5:]
+        if not index.isdigit() or int(index) >= n:
+            raise InputError(f"--device {name}: PyTorch sees {n} CUDA device(s) (0-{n - 1}).",
+                             "pass an existing index, or cuda / auto")  # fmt: skip
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise InputError(f"--device {name} under torchrun puts every rank on one GPU.",
+                             "use --device cuda (each rank takes its LOCAL_RANK's)")  # fmt: skip
         return torch.device(name)
-    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % n)
 
 
 def autocast(device: torch.device, precision: str = "auto"):
@@ -72,17 +80,21 @@ def autocast(device: torch.device, precision: str = "auto"):
     ``"auto"`` on a CUDA device that supports bf16; plain fp32 otherwise."""
     if precision not in ("auto", "fp32", "bf16"):
         raise InputError(f"unknown --precision '{precision}'.", "use auto, fp32 or bf16")
-    use = precision == "bf16" or (
-        precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
-    )
+    gpu_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    if precision == "bf16" and device.type == "cuda" and not gpu_bf16:
+        raise InputError(f"--precision bf16: {torch.cuda.get_device_name(device)} has no bf16.",
+                         "use --precision fp32 (or auto)")  # fmt: skip
+    use = precision == "bf16" or (precision == "auto" and gpu_bf16)
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use)
 
 
 def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     """A host tensor on ``device``: through pinned memory, non-blocking, for a CUDA device."""
-    if device.type != "cuda":
+    if device.type != "cuda" or x.device == device:
         return x
-    return x.pin_memory().to(device, non_blocking=True)
+    if x.device.type == "cpu":
+        x = x.pin_memory()
+    return x.to(device, non_blocking=True)
 
 
 def world() -> tuple[int, int]:

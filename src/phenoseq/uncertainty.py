@@ -340,6 +340,30 @@ def _per_gene(scores: np.ndarray, level: float) -> list[float] | None:
     return None if not np.isfinite(q).all() else [float(v) for v in q]
 
 
+def check_summary_settings(
+    calibration: Calibration | None, levels: tuple[float, ...], n_draws: int, n_cells: int
+) -> None:
+    """Refuse levels the calibration does not have; warn when it is missing or was made with
+    other draw settings (its multipliers assume the spread of ``n_draws`` x ``n_cells``)."""
+    import warnings
+
+    cal = calibration
+    if cal is None:
+        warnings.warn("the model is not calibrated: intervals are raw draw quantiles and no "
+                      "confidence is given (run `phenoseq calibrate`)", stacklevel=2)  # fmt: skip
+        return
+    missing = [lv for lv in levels if lv not in cal.levels]
+    if missing:
+        raise InputError(
+            f"levels {missing} were not calibrated (calibrated: {cal.levels}).",
+            "re-run `phenoseq calibrate --levels ...` or use those levels",
+        )
+    if (n_draws, n_cells) != (cal.n_draws, cal.n_cells):
+        warnings.warn(f"calibrated with {cal.n_draws} draws x {cal.n_cells} cells, summarising "
+                      f"with {n_draws} x {n_cells}: the intervals' coverage is only guaranteed "
+                      "with the calibration's settings", stacklevel=2)  # fmt: skip
+
+
 def summarize(
     model: PhenoSeqModel,
     morphology: ad.AnnData,
@@ -360,16 +384,11 @@ def summarize(
     ``calibration`` the intervals are conformal (``q * (sd + eps)`` around the draws' mean),
     without one they are the raw quantiles of the draws.
     """
-    d = draw(model, morphology, n_draws, n_cells, seed, progress, **generate_kw)
-    centre, spread = d.centre, d.spread
     cal = calibration
     if cal is not None:
-        missing = [lv for lv in levels if lv not in cal.levels]
-        if missing:
-            raise InputError(
-                f"levels {missing} were not calibrated (calibrated: {cal.levels}).",
-                "re-run `phenoseq calibrate --levels ...` or use those levels",
-            )
+        check_summary_settings(cal, levels, n_draws, n_cells)
+    d = draw(model, morphology, n_draws, n_cells, seed, progress, **generate_kw)
+    centre, spread = d.centre, d.spread
     layers = {"mean": centre}
 
     def q(kind: str, lv: float) -> float | np.ndarray | None:

@@ -162,6 +162,46 @@ def _dense_bytes(path: Path) -> int:
         return 0
 
 
+def open_backed(path: str | Path) -> ad.AnnData:
+    """An AnnData on ``path`` with ``X`` left on disk and only ``obs``, ``var`` and ``uns`` read.
+
+    Unlike ``anndata.read_h5ad(backed="r")`` this does not read ``layers``, ``obsm``, ``obsp``
+    (often as large as ``X``) into memory. ``X`` must be dense or CSR (rows are read in blocks;
+    a CSC matrix would be read whole for every block)."""
+    path = Path(path)
+    try:
+        f = h5py.File(path, "r")
+    except Exception as exc:
+        raise InputError(
+            f"cannot be opened as .h5ad ({type(exc).__name__}: {str(exc)[:120]}).",
+            "check that the file is a complete AnnData .h5ad (re-export it)",
+            path,
+        ) from exc
+    try:
+        x = f["X"]
+        if isinstance(x, h5py.Group) and x.attrs.get("encoding-type") != "csr_matrix":
+            raise InputError(
+                f"X is stored as {x.attrs.get('encoding-type')}; --backed reads rows.",
+                "write X as CSR (adata.X = adata.X.tocsr(); adata.write_h5ad(...)) or use "
+                "--in-memory",
+                path,
+            )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parts = {k: ad.io.read_elem(f[k]) for k in ("obs", "var", "uns") if k in f}
+            return ad.AnnData(filename=f, **parts)
+    except InputError:
+        f.close()
+        raise
+    except Exception as exc:
+        f.close()
+        raise InputError(
+            f"cannot be read as .h5ad ({type(exc).__name__}: {str(exc)[:120]}).",
+            "check that the file is a complete AnnData .h5ad (re-export it)",
+            path,
+        ) from exc
+
+
 def _read_backed(path: Path, kind: str, layer: str | None, obsm_key: str | None) -> ad.AnnData:
     """Open an ``.h5ad`` with ``X`` left on disk and validate ``X`` block by block."""
     if not path.name.lower().endswith(".h5ad"):
@@ -174,16 +214,7 @@ def _read_backed(path: Path, kind: str, layer: str | None, obsm_key: str | None)
         )
     if kind not in ("counts", "continuous"):
         raise InputError(f"unknown expression kind '{kind}'.", "use counts or continuous")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            adata = ad.read_h5ad(path, backed="r")
-    except Exception as exc:
-        raise InputError(
-            f"cannot be opened as .h5ad ({type(exc).__name__}: {str(exc)[:120]}).",
-            "check that the file is a complete AnnData .h5ad (re-export it)",
-            path,
-        ) from exc
+    adata = open_backed(path)
     check_nonempty(adata.n_obs, path)
     check_unique_ids(adata.obs_names, path)
     check = check_counts if kind == "counts" else check_continuous

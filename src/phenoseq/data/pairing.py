@@ -153,9 +153,14 @@ def pair_by_treatment(
 def _copy_obs(adata: ad.AnnData) -> ad.AnnData:
     """A copy whose ``obs`` can be changed freely; a backed AnnData gets a fresh handle on the
     same file (its ``X`` stays on disk) instead of a copy into memory."""
+    from .expression import open_backed
+
     if not adata.isbacked:
         return adata.copy()
-    out = ad.read_h5ad(adata.filename, backed="r")
+    if adata.is_view:
+        raise InputError("a subset (view) of a backed AnnData cannot be paired.",
+                         "pass the whole backed file, or adata[rows].to_memory()")  # fmt: skip
+    out = open_backed(adata.filename)
     out.obs, out.uns = adata.obs.copy(), dict(adata.uns)
     return out
 

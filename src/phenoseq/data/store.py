@@ -131,8 +131,9 @@ class BlockShuffleBuffer:
         self.buffer = {k: np.stack([b[k] for b in first]) for k in first[0]}
 
     def _block(self) -> dict[str, np.ndarray]:
-        start = int(self._rng.integers(0, len(self.rows) - self.block_rows + 1))
-        want = self.rows[start : start + self.block_rows]
+        # circular windows: every eligible row is in the same number of possible blocks
+        start = int(self._rng.integers(0, len(self.rows)))
+        want = self.rows[(start + np.arange(self.block_rows)) % len(self.rows)]
         runs = np.split(want, np.flatnonzero(np.diff(want) != 1) + 1)  # contiguous file ranges
         parts = [self.read(int(r[0]), int(r[-1]) + 1) for r in runs]
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

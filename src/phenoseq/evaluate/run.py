@@ -80,11 +80,12 @@ def _sample_per_group(adata: ad.AnnData, rows: np.ndarray, n: int, seed: int) ->
     """At most ``n`` random rows of every pairing group among ``rows`` (a mask), in file
     order, read into memory (``adata`` may be backed)."""
     rng = np.random.default_rng(seed)
-    groups = adata.obs[K.GROUP].astype(str).to_numpy()
-    keep = []
-    for g in np.unique(groups[rows]):
-        idx = np.flatnonzero(rows & (groups == g))
-        keep.append(rng.choice(idx, min(n, len(idx)), replace=False))
+    idx = np.flatnonzero(rows)
+    _, inverse = np.unique(adata.obs[K.GROUP].astype(str).to_numpy()[idx], return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.flatnonzero(np.diff(inverse[order])) + 1
+    keep = [rng.choice(part, min(n, len(part)), replace=False)
+            for part in np.split(idx[order], bounds)]  # fmt: skip
     return adata[np.sort(np.concatenate(keep))].to_memory()
 
 
