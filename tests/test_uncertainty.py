@@ -141,9 +141,12 @@ def test_calibrate_then_generate_summary(run, tmp_path, capsys):
     ctrl = s.obs["control_group"]
     assert np.isnan(s.layers["delta_mean"][(ctrl == "").to_numpy()]).all()
     assert json.loads((run / "model" / "calibration.json").read_text())["levels"][0] == 0.5
-    with pytest.raises(SystemExit):
-        main([*args, "--summary", str(tmp_path / "x.h5ad"), "--levels", "0.7"])
-    assert not (tmp_path / "x.h5ad").exists()
+    other = [a if a != str(tmp_path / "g.h5ad") else str(tmp_path / "g2.h5ad") for a in args]
+    with pytest.raises(SystemExit):  # uncalibrated level: refused before anything is written
+        main([*other, "--summary", str(tmp_path / "x.h5ad"), "--levels", "0.7"])
+    assert not (tmp_path / "x.h5ad").exists() and not (tmp_path / "g2.h5ad").exists()
+    main([*args, "--summary", str(tmp_path / "s2.h5ad"), "--n-draws", "5"])
+    assert "calibrated with 4 draws x 3 cells" in capsys.readouterr().err
 
 
 def _summary(conf, width, flag):
