@@ -61,13 +61,23 @@ def tiny_pair(
     return morph, expr
 
 
-@pytest.fixture
-def tiny_files(tmp_path: Path) -> tuple[Path, Path]:
-    morph, expr = tiny_pair()
-    m, e = tmp_path / "morph.h5ad", tmp_path / "expr.h5ad"
+def write_pair(folder: Path, sparse: bool = False, **kw) -> tuple[Path, Path]:
+    """:func:`tiny_pair` (``kw``) written as ``morph.h5ad`` / ``expr.h5ad`` in ``folder``
+    (``sparse``: expression X as CSR)."""
+    import scipy.sparse as sp
+
+    morph, expr = tiny_pair(**kw)
+    if sparse:
+        expr.X = sp.csr_matrix(expr.X)
+    m, e = folder / "morph.h5ad", folder / "expr.h5ad"
     morph.write_h5ad(m)
     expr.write_h5ad(e)
     return m, e
+
+
+@pytest.fixture
+def tiny_files(tmp_path: Path) -> tuple[Path, Path]:
+    return write_pair(tmp_path)
 
 
 def _small_model():

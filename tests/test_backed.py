@@ -10,7 +10,7 @@ import torch
 
 import phenoseq.data.expression as expression_mod
 import phenoseq.model as model_mod
-from conftest import SMALL, fast, tiny_pair
+from conftest import SMALL, fast, write_pair
 from phenoseq.config import InputConfig
 from phenoseq.data import SplitConfig, read_expression
 from phenoseq.data.store import BlockShuffleBuffer
@@ -20,12 +20,8 @@ from phenoseq.model import PhenoSeqModel, train_model
 
 @pytest.fixture
 def files(tmp_path):
-    morph, expr = tiny_pair(n_treatments=3, n_reps=3, n_cells=10, n_feat=5, n_genes=7)
-    expr.X = sp.csr_matrix(expr.X)
-    m, e = tmp_path / "m.h5ad", tmp_path / "e.h5ad"
-    morph.write_h5ad(m)
-    expr.write_h5ad(e)
-    return m, e
+    return write_pair(tmp_path, sparse=True, n_treatments=3, n_reps=3, n_cells=10, n_feat=5,
+                      n_genes=7)  # fmt: skip
 
 
 def inputs(files, **kw) -> InputConfig:
@@ -127,10 +123,7 @@ def test_calibrate_a_backed_model(tmp_path):
     from phenoseq.uncertainty import calibrate_model, real_pseudobulk
 
     torch.set_num_threads(1)
-    morph, expr = tiny_pair(n_treatments=6, n_reps=3, n_cells=10, n_feat=5, n_genes=7)
-    m, e = tmp_path / "m.h5ad", tmp_path / "e.h5ad"
-    morph.write_h5ad(m)
-    expr.write_h5ad(e)
+    m, e = write_pair(tmp_path, n_treatments=6, n_reps=3, n_cells=10, n_feat=5, n_genes=7)
     split = SplitConfig("replicate", calib=("2",), test=("3",))
     inp = InputConfig(m, e, control="DMSO", split=split, backed=True)
     model = train_model(inp, tmp_path / "model", SMALL, fast(), progress=False)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SMALL, fast, tiny_pair
+from conftest import SMALL, fast, write_pair
 from phenoseq.config import InputConfig
 from phenoseq.data import SplitConfig
 from phenoseq.errors import InputError
@@ -31,10 +31,7 @@ def test_resolve_device():
 
 def test_bf16_autocast_trains(tmp_path):
     torch.set_num_threads(1)
-    morph, expr = tiny_pair(n_treatments=3, n_reps=3, n_cells=8, n_feat=5, n_genes=7)
-    m, e = tmp_path / "m.h5ad", tmp_path / "e.h5ad"
-    morph.write_h5ad(m)
-    expr.write_h5ad(e)
+    m, e = write_pair(tmp_path, n_treatments=3, n_reps=3, n_cells=8, n_feat=5, n_genes=7)
     inp = InputConfig(m, e, control="DMSO", split=SplitConfig("replicate", test=("3",)))
     model = train_model(inp, tmp_path / "model", SMALL, fast(precision="bf16", device="cpu"),
                         progress=False)  # fmt: skip

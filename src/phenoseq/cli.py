@@ -461,11 +461,12 @@ def generate(
         raise InputError(f"unknown --sampler '{sampler}'.", "use dpmpp_2m, ddim or ddpm")
     m = PhenoSeqModel.load(model).to(resolve_device(device))
     adata = read_morphology(morphology, obsm_key=morphology_obsm, platemap=platemap)
-    if summary is not None:  # check the summary's settings before anything is written
-        from .uncertainty import Calibration, check_summary_settings, parse_levels
+    if summary is not None:  # first: its settings are checked before anything is written
+        from .uncertainty import Calibration, parse_levels, summarize
 
-        lv, cal = parse_levels(levels), Calibration.load(model)
-        check_summary_settings(cal, lv, n_draws, cells_per_draw)
+        summ = summarize(m, adata, Calibration.load(model), parse_levels(levels), n_draws,
+                         cells_per_draw, ood_threshold, seed, n_steps=steps, guidance=guidance,
+                         sampler=sampler, set_size=set_size)  # fmt: skip
     m.generate_to(
         out,
         adata,
@@ -481,12 +482,6 @@ def generate(
                          "morphology").nunique()  # fmt: skip
     console.print(f"{n_groups * n_cells} cells x {len(m.registry.genes)} genes for {n_groups} "
                   f"groups written to {out}", soft_wrap=True)  # fmt: skip
-    if summary is not None:
-        from .uncertainty import summarize
-
-        summ = summarize(m, adata, cal, lv, n_draws, cells_per_draw,
-                         ood_threshold, seed, n_steps=steps, guidance=guidance,
-                         sampler=sampler, set_size=set_size)  # fmt: skip
     if summary is not None:
         write_h5ad(summ, summary)
         console.print(f"per-group summary ({summ.n_obs} groups) written to {summary}")

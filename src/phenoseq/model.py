@@ -34,6 +34,7 @@ from .data.normalize import MIN_CONTROLS, control_standardize
 from .data.pairing import PairedData, group_ids, with_key_aliases
 from .data.store import BlockShuffleBuffer, InMemoryGroupStore, sample_set
 from .errors import InputError
+from .evaluate.profiles import GroupSums
 from .evaluate.space import dense, log1p_view, normalize_log1p
 from .io import atomic_path, sha256_file
 from .nn import (
@@ -174,7 +175,10 @@ def top_variable_genes(variance: np.ndarray, n_top: int) -> np.ndarray:
 
 def fit_scaler(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature mean and std (std of constant features set to 1)."""
-    mean, std = x.mean(axis=0), x.std(axis=0)
+    return _scaler(x.mean(axis=0), x.std(axis=0))
+
+
+def _scaler(mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), np.where(std > 1e-8, std, 1.0).astype(np.float32)
 
 
@@ -342,15 +346,14 @@ class PhenoSeqModel:
         e_groups = paired.expression.obs[K.GROUP].map(name_to_idx).to_numpy()
         train_idx = [name_to_idx[g] for g in paired.split.groups("train") if g in paired.shared]
         val_idx = [name_to_idx[g] for g in paired.split.groups("val") if g in paired.shared]
-        expr_data = paired.expression
         if reg.kind != "counts":
-            mean, var = column_moments(expr_data, np.isin(e_groups, train_idx), reg.kind,
+            mean, var = column_moments(paired.expression, np.isin(e_groups, train_idx), reg.kind,
                                        "values", reg.genes)  # fmt: skip
-            std = np.sqrt(var)
-            reg.target_mean = mean.astype(np.float32)
-            reg.target_std = np.where(std > 1e-8, std, 1.0).astype(np.float32)
+            reg.target_mean, reg.target_std = _scaler(mean, np.sqrt(var))
         # backed (on-disk) expression is read in blocks; otherwise the arrays live in memory
-        expr = None if expr_data.isbacked else self._expression(expr_data)
+        expr = paired.expression
+        if not expr.isbacked:
+            expr = self._expression(expr)
         morph_x = self.normalize_features(paired.morphology)
         ckpt = Checkpointer(checkpoint_dir)
         state = ckpt.read_state() if resume and ckpt.exists() else TrainState()
@@ -361,16 +364,14 @@ class PhenoSeqModel:
             return None if budget is None else start + budget * share
 
         if reg.kind != "embedding" and cfg.ae_steps > 0:  # ae_steps=0: a pre-fitted one
-            ae_phase = self._autoencoder_phase(expr if expr is not None else expr_data,
-                                               e_groups, train_idx)  # fmt: skip
+            ae_phase = self._autoencoder_phase(expr, e_groups, train_idx)
             if "autoencoder" in state.done:
                 ckpt.load_modules(ae_phase.modules)
             else:
                 share = cfg.ae_steps / total
                 state = run_phase(ae_phase, cfg, state, ckpt, cfg.seed, deadline(share),
                                   on_step, progress)  # fmt: skip
-        z, bulk, library = self._encode_all(expr if expr is not None else expr_data,
-                                            e_groups, train_idx, progress)  # fmt: skip
+        z, bulk, library = self._encode_all(expr, e_groups, train_idx, progress)
         store = InMemoryGroupStore(morph_x, m_groups, z, e_groups, train_idx)
         val_store = InMemoryGroupStore(morph_x, m_groups, z, e_groups, val_idx) if val_idx else None
         diff_phase = self._diffusion_phase(store, val_store)
@@ -447,8 +448,7 @@ class PhenoSeqModel:
         of log1p, and library sizes. Returns ``(z, bulk, library)``."""
         self.autoencoder.eval()
         n_groups, n_genes = len(self.registry.group_names), len(self.registry.genes)
-        sums, counts = np.zeros((n_groups, n_genes)), np.zeros(n_groups)
-        zs, libs = [], []
+        bulk, zs, libs = GroupSums(n_groups, n_genes), [], []
         if isinstance(expr, ad.AnnData):
             blocks = (
                 (lo, self._arrays(x)) for lo, x in expression_blocks(expr, self.registry.genes)
@@ -462,10 +462,7 @@ class PhenoSeqModel:
         for lo, a in blocks:
             zs.append(self.autoencoder.encode(self._dev(a["log1p"])).cpu().numpy())
             libs.append(a["library"])
-            g = e_groups[lo : lo + len(a["log1p"])]
-            for gi in np.unique(g[g >= 0]):
-                sums[gi] += a["log1p"][g == gi].sum(axis=0, dtype=np.float64)
-                counts[gi] += (g == gi).sum()
+            bulk.add(a["log1p"], e_groups[lo : lo + len(a["log1p"])])
             bar.update(len(a["log1p"]))
         bar.close()
         z = np.concatenate(zs).astype(np.float32)
@@ -473,9 +470,8 @@ class PhenoSeqModel:
         self.latent_mean = torch.from_numpy(train_z.mean(axis=0))
         self.latent_std = torch.from_numpy(np.maximum(train_z.std(axis=0), 1e-4))
         z = ((torch.from_numpy(z) - self.latent_mean) / self.latent_std).numpy()
-        with np.errstate(invalid="ignore"):
-            bulk = (sums / counts[:, None]).astype(np.float32)  # NaN: no expression rows
-        return z, bulk, np.concatenate(libs).astype(np.float32)
+        # bulk: NaN for groups without expression rows
+        return z, bulk.means().astype(np.float32), np.concatenate(libs).astype(np.float32)
 
     @torch.no_grad()
     def _summarize_groups(self, bulk, library, morph_x, m_groups, e_groups) -> None:

@@ -37,7 +37,7 @@ import pandas as pd
 from . import _keys as K
 from .data.pairing import group_ids, with_key_aliases
 from .errors import InputError
-from .evaluate.profiles import pseudobulk
+from .evaluate.profiles import GroupSums, pseudobulk
 from .evaluate.space import log1p_view
 from .io import atomic_path
 
@@ -125,16 +125,12 @@ def real_pseudobulk(model: PhenoSeqModel, expression: ad.AnnData) -> pd.DataFram
         raise InputError(f"expression lacks {len(missing)} of the model's genes, e.g. "
                          f"{missing[:3]}.", "use data with the training genes")  # fmt: skip
     obs = with_key_aliases(expression.obs, reg.pair_key)
-    g = group_ids(obs, reg.pair_key, "expression").astype(str).to_numpy()
-    sums: dict[str, np.ndarray] = {}
-    counts = pd.Series(g).value_counts()
+    names, g = np.unique(group_ids(obs, reg.pair_key, "expression").astype(str),
+                         return_inverse=True)  # fmt: skip
+    sums = GroupSums(len(names), len(reg.genes))
     for lo, x in expression_blocks(expression, reg.genes):
-        names, means = pseudobulk(log1p_view(x, reg.kind), g[lo : lo + x.shape[0]])
-        n = pd.Series(g[lo : lo + x.shape[0]]).value_counts()
-        for name, m in zip(names, means, strict=True):
-            sums[name] = sums.get(name, 0.0) + m * n[name]
-    names = sorted(sums)
-    return pd.DataFrame([sums[k] / counts[k] for k in names], index=names, columns=reg.genes)
+        sums.add(log1p_view(x, reg.kind), g[lo : lo + x.shape[0]])
+    return pd.DataFrame(sums.means(), index=names, columns=reg.genes)
 
 
 def _controls(model: PhenoSeqModel, obs: pd.DataFrame, groups: list[str]) -> dict[str, str]:
@@ -350,7 +346,7 @@ def check_summary_settings(
     cal = calibration
     if cal is None:
         warnings.warn("the model is not calibrated: intervals are raw draw quantiles and no "
-                      "confidence is given (run `phenoseq calibrate`)", stacklevel=2)  # fmt: skip
+                      "confidence is given (run `phenoseq calibrate`)", stacklevel=3)  # fmt: skip
         return
     missing = [lv for lv in levels if lv not in cal.levels]
     if missing:
@@ -361,7 +357,7 @@ def check_summary_settings(
     if (n_draws, n_cells) != (cal.n_draws, cal.n_cells):
         warnings.warn(f"calibrated with {cal.n_draws} draws x {cal.n_cells} cells, summarising "
                       f"with {n_draws} x {n_cells}: the intervals' coverage is only guaranteed "
-                      "with the calibration's settings", stacklevel=2)  # fmt: skip
+                      "with the calibration's settings", stacklevel=3)  # fmt: skip
 
 
 def summarize(
@@ -385,8 +381,7 @@ def summarize(
     without one they are the raw quantiles of the draws.
     """
     cal = calibration
-    if cal is not None:
-        check_summary_settings(cal, levels, n_draws, n_cells)
+    check_summary_settings(cal, levels, n_draws, n_cells)
     d = draw(model, morphology, n_draws, n_cells, seed, progress, **generate_kw)
     centre, spread = d.centre, d.spread
     layers = {"mean": centre}

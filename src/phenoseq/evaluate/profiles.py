@@ -46,6 +46,25 @@ def pseudobulk(x: np.ndarray | sp.spmatrix, groups: np.ndarray) -> tuple[np.ndar
     return names, sums / np.bincount(inverse)[:, None]
 
 
+class GroupSums:
+    """Per-group row sums (float64) accumulated over blocks of rows, for data too large to hold
+    at once: :meth:`add` every block, then :meth:`means` (NaN for groups without rows)."""
+
+    def __init__(self, n_groups: int, n_cols: int):
+        self.sums, self.counts = np.zeros((n_groups, n_cols)), np.zeros(n_groups)
+
+    def add(self, x: np.ndarray, groups: np.ndarray) -> None:
+        """Rows ``x`` ``"n n_cols"`` of groups ``groups`` (integer indices; < 0 = skip)."""
+        for g in np.unique(groups[groups >= 0]):  # rows usually come sorted: few per block
+            rows = groups == g
+            self.sums[g] += x[rows].sum(axis=0, dtype=np.float64)
+            self.counts[g] += rows.sum()
+
+    def means(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.sums / self.counts[:, None]
+
+
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson correlation of two equal-length vectors; NaN if either is constant."""
     a, b = as_vector(a, "a"), as_vector(b, "b")
