@@ -41,8 +41,9 @@ def main() -> None:
     for name, v in SETTINGS:
         kw = DEFAULT | {name: v}
         t0 = time.monotonic()
-        gen = model.generate(morph, args.n_cells, kw["n_steps"], kw["guidance"], seed=0,
-                             progress=False, set_size=kw["set_size"])  # fmt: skip
+        gen = model.generate(morph, n_cells=args.n_cells, n_steps=kw["n_steps"],
+                             guidance=kw["guidance"], seed=0, progress=False,
+                             set_size=kw["set_size"])  # fmt: skip
         seconds = time.monotonic() - t0
         m = evaluate(model, gen, expr, morph, seed=0, progress=False).metrics
         ti = m["treatment_identification"]

@@ -19,18 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from phenoseq.config import InputConfig
-from phenoseq.data import SplitConfig
-from phenoseq.evaluate.run import load_training
-from phenoseq.model import ModelConfig, train_model
+from phenoseq.config import InputConfig, ModelConfig, SampleConfig, SplitConfig, TrainConfig
+from phenoseq.evaluate.uncertainty import coverage
+from phenoseq.model import load_training, real_pseudobulk, train_model
 from phenoseq.simulate import SimulatorConfig, simulate
-from phenoseq.train import TrainConfig
 from phenoseq.uncertainty import (
     LEVELS,
     calibrate,
-    coverage,
     novel_groups,
-    real_pseudobulk,
     summarize,
 )
 
@@ -54,8 +50,8 @@ def one(seed: int, out: Path) -> dict:
     res = {}
     for name, reps in WAYS.items():
         cal = calibrate(model, rows(paired.morphology, reps), rows(paired.expression, reps),
-                        seed=seed, progress=False)  # fmt: skip
-        s = summarize(model, m_test, cal, seed=seed, progress=False)
+                        sample=SampleConfig(seed=seed), progress=False)  # fmt: skip
+        s = summarize(model, m_test, cal, sample=SampleConfig(seed=seed), progress=False)
         novel = set(novel_groups(model, list(s.obs_names)))
         seen = [g for g in s.obs_names if g not in novel and g in real.index]
         res[name] = {f"{lv:g}": c["coverage"] for lv, c in

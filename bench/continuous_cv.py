@@ -24,7 +24,7 @@ from sklearn.linear_model import RidgeCV
 
 from phenoseq.config import InputConfig
 from phenoseq.data import SplitConfig
-from phenoseq.evaluate.space import normalize_log1p
+from phenoseq.data.transforms import normalize_log1p
 from phenoseq.io import write_h5ad
 from phenoseq.model import train_model
 from phenoseq.simulate import SimulatorConfig, simulate
@@ -84,7 +84,7 @@ def main() -> None:
                            batch_size=64, set_size=1, targets_per_set=1)  # fmt: skip
         model = train_model(inputs, args.out / f"model{k}", train_config=tcfg, progress=False)
         held_m = morph[test].copy()
-        gen = model.generate(held_m, 50, seed=args.seed, progress=False)
+        gen = model.generate(held_m, n_cells=50, seed=args.seed, progress=False)
         g = gen.obs["phenoseq_group"].astype(str).to_numpy()
         pred = np.stack([np.asarray(gen.X)[g == t].mean(axis=0) for t in test])
         train = [t for t in compound.index if t not in set(test)]

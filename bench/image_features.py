@@ -77,7 +77,7 @@ def main() -> None:
                 for k, a in (("m", paired.morphology), ("e", paired.expression))}  # fmt: skip
         for a in test.values():
             a.obs = a.obs.drop(columns=[K.GROUP, K.ROLE])
-        gen = model.generate(test["m"], 100, seed=base.train_config.seed, progress=False)
+        gen = model.generate(test["m"], n_cells=100, seed=base.train_config.seed, progress=False)
         m = evaluate(model, gen, test["e"], test["m"], seed=base.train_config.seed,
                      progress=False).metrics  # fmt: skip
         rows.append(row(f"featurize + CNN ({key})", m, {"train_seconds": seconds}))

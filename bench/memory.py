@@ -35,11 +35,12 @@ SAMPLES = 112  # samples of the default design (31 treatments x 4 replicates, mi
 
 IN_MEMORY_GENERATE = """
 import sys
-from phenoseq.model import generate
+from phenoseq.model import PhenoSeqModel
 from phenoseq.data import read_morphology
 from phenoseq.io import write_h5ad
 m = read_morphology(sys.argv[1])
-write_h5ad(generate(sys.argv[2], m, n_cells=int(sys.argv[4]), progress=False), sys.argv[3])
+model = PhenoSeqModel.load(sys.argv[2])
+write_h5ad(model.generate(m, n_cells=int(sys.argv[4]), progress=False), sys.argv[3])
 """
 
 

@@ -97,7 +97,7 @@ def main() -> None:
     morph = ad.read_h5ad(args.run / "heldout_morphology.h5ad")
     real = ad.read_h5ad(args.run / "heldout_expression.h5ad")
     seed = ref.train_config.seed
-    gen = model.generate(morph, args.n_cells, seed=seed, progress=False)
+    gen = model.generate(morph, n_cells=args.n_cells, seed=seed, progress=False)
     rows = [
         row("autoencoder latent (default)", json.loads((args.run / "metrics.json").read_text())),
         row("PCA latent, no autoencoder", evaluate(model, gen, real, morph, seed=seed,

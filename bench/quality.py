@@ -18,12 +18,13 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from phenoseq.data.transforms import normalize_log1p
 from phenoseq.demo import DemoConfig, run_demo
 from phenoseq.evaluate.distances import energy_distance, subsample_to
-from phenoseq.evaluate.space import fit_space, normalize_log1p
+from phenoseq.evaluate.space import fit_space
 from phenoseq.evaluate.suite import BASELINES, INPUTS, METRICS
 from phenoseq.model import PhenoSeqModel
-from phenoseq.report.plots import LABELS, method_entry, value
+from phenoseq.report.labels import LABELS, method_entry, value
 from phenoseq.train import TrainConfig
 
 METHODS = ("model", *BASELINES, "split_half")

@@ -22,10 +22,10 @@ import anndata as ad
 import numpy as np
 
 from phenoseq import _keys as K
+from phenoseq.data.transforms import log1p_view
 from phenoseq.evaluate.distances import energy_distance, subsample_to
-from phenoseq.evaluate.run import load_training
-from phenoseq.evaluate.space import fit_space, log1p_view
-from phenoseq.model import PhenoSeqModel
+from phenoseq.evaluate.space import fit_space
+from phenoseq.model import PhenoSeqModel, load_training
 from phenoseq.uncertainty import novel_groups
 
 SAMPLERS = ("dpmpp_2m", "ddim", "ddpm")
@@ -59,7 +59,8 @@ def main() -> None:
     for sampler in SAMPLERS:
         for steps in STEPS:
             t0 = time.monotonic()
-            gen = model.generate(morph, 100, steps, 1.0, sampler, seed=0, progress=False)
+            gen = model.generate(morph, n_cells=100, n_steps=steps, sampler=sampler, seed=0,
+                                 progress=False)  # fmt: skip
             seconds = time.monotonic() - t0
             pc = space.transform(gen.layers[K.LOG1P] if K.LOG1P in gen.layers else gen.X)
             gg = gen.obs[K.GROUP].astype(str).to_numpy()

@@ -29,9 +29,9 @@ import pandas as pd  # noqa: E402
 
 from phenoseq.config import InputConfig  # noqa: E402
 from phenoseq.data import SplitConfig  # noqa: E402
+from phenoseq.data.transforms import normalize_log1p  # noqa: E402
 from phenoseq.evaluate.deg import wilcoxon_z  # noqa: E402
 from phenoseq.evaluate.run import evaluate, write_evaluation  # noqa: E402
-from phenoseq.evaluate.space import normalize_log1p  # noqa: E402
 from phenoseq.io import write_h5ad  # noqa: E402
 from phenoseq.model import train_model  # noqa: E402
 from phenoseq.report.html import write_report  # noqa: E402
@@ -159,7 +159,7 @@ def main() -> None:
     held_e = expr[expr.obs["Replicate"].isin(test)].copy()
     write_h5ad(held_m, args.out / "heldout_morphology.h5ad")
     write_h5ad(held_e, args.out / "heldout_expression.h5ad")
-    gen = model.generate(held_m, args.n_cells, seed=args.seed, progress=False)
+    gen = model.generate(held_m, n_cells=args.n_cells, seed=args.seed, progress=False)
     write_h5ad(gen, args.out / "generated.h5ad")
     ev = evaluate(model, gen, held_e, held_m, seed=args.seed, progress=False)
     write_evaluation(ev, args.out / "metrics.json")

@@ -20,13 +20,11 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from phenoseq.model import PhenoSeqModel
+from phenoseq.evaluate.uncertainty import auroc, coverage
+from phenoseq.model import PhenoSeqModel, real_pseudobulk
 from phenoseq.uncertainty import (
-    auroc,
     calibrate_model,
-    coverage,
     novel_groups,
-    real_pseudobulk,
     summarize,
 )
 

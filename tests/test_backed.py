@@ -9,7 +9,7 @@ import scipy.sparse as sp
 import torch
 
 import phenoseq.data.expression as expression_mod
-import phenoseq.model as model_mod
+import phenoseq.data.transforms as transforms_mod
 from conftest import SMALL, fast, write_pair
 from phenoseq.config import InputConfig
 from phenoseq.data import SplitConfig, read_expression
@@ -56,7 +56,7 @@ def test_backed_training_matches_in_memory(tmp_path, files, monkeypatch, ae_step
     """Without the autoencoder phase (the only one that samples differently: a block buffer)
     backed and in-memory training give the same model, read in several blocks."""
     torch.set_num_threads(1)
-    monkeypatch.setattr(model_mod, "BLOCK_ROWS", 16)
+    monkeypatch.setattr(transforms_mod, "BLOCK_ROWS", 16)
     models = {
         mode: train_model(
             inputs(files, backed=mode),
@@ -120,14 +120,17 @@ def test_generate_to_streams_the_same_cells(tmp_path, files):
 
 def test_calibrate_a_backed_model(tmp_path):
     """The default calibration data of a model trained --backed is read from disk in blocks."""
-    from phenoseq.uncertainty import calibrate_model, real_pseudobulk
+    from phenoseq.config import UncertaintyConfig
+    from phenoseq.model import real_pseudobulk
+    from phenoseq.uncertainty import calibrate_model
 
     torch.set_num_threads(1)
     m, e = write_pair(tmp_path, n_treatments=6, n_reps=3, n_cells=10, n_feat=5, n_genes=7)
     split = SplitConfig("replicate", calib=("2",), test=("3",))
     inp = InputConfig(m, e, control="DMSO", split=split, backed=True)
     model = train_model(inp, tmp_path / "model", SMALL, fast(), progress=False)
-    cal = calibrate_model(tmp_path / "model", n_draws=4, n_cells=5, progress=False)
+    draws = UncertaintyConfig(n_draws=4, n_cells_per_draw=5)
+    cal = calibrate_model(tmp_path / "model", config=draws, progress=False)
     assert cal.n_groups == 6 and all(np.isfinite(cal.q_bulk[:2]))
     backed = real_pseudobulk(model, read_expression(e, backed=True))
     memory = real_pseudobulk(model, read_expression(e, backed=False))

@@ -6,6 +6,7 @@ import json
 
 from conftest import SMALL, fast
 from phenoseq.cli import main
+from phenoseq.config import SampleConfig
 from phenoseq.demo import DemoConfig, run_demo
 from phenoseq.simulate import SimulatorConfig
 
@@ -17,7 +18,7 @@ TINY_SIM = SimulatorConfig(
 
 def tiny(seed: int = 0) -> DemoConfig:
     return DemoConfig(seed=seed, simulator=TINY_SIM, model=SMALL, train=fast(set_size=4),
-                      n_cells=12, n_steps=3)  # fmt: skip
+                      sample=SampleConfig(n_cells=12, n_steps=3))  # fmt: skip
 
 
 def test_demo_end_to_end_and_deterministic(tmp_path):

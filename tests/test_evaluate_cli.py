@@ -185,5 +185,5 @@ def test_generated_cells_must_cover_every_held_out_group(run, tmp_path, capsys):
     gen[:, gen.var_names[:-1]].copy().write_h5ad(tmp_path / "genes.h5ad")
     with pytest.raises(SystemExit):
         main(evaluate_args(run, tmp_path / "m.json", **{"--generated": tmp_path / "genes.h5ad"}))
-    assert "lacks 1 of the model's genes" in capsys.readouterr().err
+    assert "lacks 1 of the model's 40 genes" in capsys.readouterr().err
     assert not (tmp_path / "m.json").exists()

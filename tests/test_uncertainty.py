@@ -13,12 +13,11 @@ from sklearn.metrics import roc_auc_score
 from phenoseq.cli import main
 from phenoseq.demo import run_demo
 from phenoseq.errors import InputError
+from phenoseq.evaluate.uncertainty import auroc, coverage
 from phenoseq.uncertainty import (
     Calibration,
-    auroc,
     confidence,
     conformal_quantile,
-    coverage,
     parse_levels,
 )
 from test_demo import tiny
@@ -52,7 +51,7 @@ def test_per_gene_multipliers_cover_every_gene(level):
     """Draws whose spread understates the error by a different factor per gene (1x to 6x):
     one multiplier pooled over genes covers on average but not gene by gene; per-gene
     multipliers from the same 30 calibration groups cover every gene near the nominal rate."""
-    from phenoseq.uncertainty import _interval, _per_gene, _scores
+    from phenoseq.uncertainty import interval, nonconformity, per_gene_quantiles
 
     rng = np.random.default_rng(1)
     n_genes, k, reps = 6, 10, 300
@@ -66,16 +65,16 @@ def test_per_gene_multipliers_cover_every_gene(level):
     pooled_hits, gene_hits = np.zeros(n_genes), np.zeros(n_genes)
     for _ in range(reps):
         cal_v, cal_y = groups(30)
-        s = _scores(cal_v, cal_y, 0.0)
+        s = nonconformity(cal_v, cal_y, 0.0)
         test_v, test_y = groups(1)
         for q, hits in ((conformal_quantile(s, level), pooled_hits),
-                        (np.asarray(_per_gene(s, level)), gene_hits)):  # fmt: skip
-            lo, hi = _interval(test_v, level, q, 0.0)
+                        (np.asarray(per_gene_quantiles(s, level)), gene_hits)):  # fmt: skip
+            lo, hi = interval(test_v, level, q, 0.0)
             hits += ((test_y >= lo) & (test_y <= hi))[0]
     per_gene, pooled = gene_hits / reps, pooled_hits / reps
     assert np.all(np.abs(per_gene - level) < 0.07), per_gene
     assert pooled[0] > level + 0.08 and pooled[-1] < level - 0.1  # pooled misses gene by gene
-    assert _per_gene(np.ones((10, 3)), 0.95) is None  # 10 groups are too few for 95%
+    assert per_gene_quantiles(np.ones((10, 3)), 0.95) is None  # 10 groups are too few for 95%
 
 
 def test_confidence_is_a_conformal_p_value_and_auroc_matches_sklearn():

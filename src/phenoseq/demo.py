@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import _keys as K
-from .config import InputConfig
-from .data import SplitConfig, load_paired, summarize
+from .config import InputConfig, ModelConfig, SampleConfig, SplitConfig, TrainConfig, override
+from .data import load_paired, summarize
 from .evaluate.run import evaluate, write_evaluation
+from .imaging import FeaturizeConfig, SegmentConfig, featurize_images
 from .io import write_h5ad, write_json
-from .model import ModelConfig, train_model
+from .model import train_model
 from .report.html import write_report
 from .simulate import SimulatorConfig, simulate
-from .train import TrainConfig
 
 
 @dataclass
@@ -27,15 +27,23 @@ class DemoConfig:
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    n_cells: int = 100
-    n_steps: int = 20
-    guidance: float = 1.0
+    sample: SampleConfig = field(default_factory=SampleConfig)  # its seed: the demo's
     calib: str = "3"
     test: str = "4"
     # images -> featurize -> train ...: the simulator renders every sample's fields and the
     # morphology comes from `phenoseq featurize` instead of the simulator's own features
     from_images: bool = False
     nucleus_diameter: float = 24.0  # featurize setting for the simulated fields
+
+
+def demo_config(seed: int = 0, max_steps: int | None = None, ae_steps: int | None = None,
+                from_images: bool = False) -> DemoConfig:  # fmt: skip
+    """The demo's settings for ``phenoseq demo``: the default model and sampler, the given
+    training steps, and a 7-minute bound on training (a safety net on slow machines; a normal
+    run finishes well before it)."""
+    train = override(TrainConfig(seed=seed, max_minutes=7.0), max_steps=max_steps,
+                     ae_steps=ae_steps)  # fmt: skip
+    return DemoConfig(seed=seed, train=train, from_images=from_images)
 
 
 SIM_CHANNEL_MAP = "DNA=_DNA,ER=_ER,RNA=_RNA,AGP=_AGP,Mito=_Mito"
@@ -51,8 +59,6 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, progress: bool =
     t_sim = time.monotonic() - t0
     morphology, t_feat = sim / "morphology.h5ad", 0.0
     if cfg.from_images:
-        from .imaging import FeaturizeConfig, SegmentConfig, featurize_images
-
         morphology = out / "featurized.h5ad"
         seg = SegmentConfig.for_nucleus_diameter(cfg.nucleus_diameter)
         featurize_images(morphology, sim / "images", SIM_CHANNEL_MAP, pattern=SIM_PATTERN,
@@ -74,8 +80,8 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, progress: bool =
     for k in ("morphology", "expression"):  # the held-out files `phenoseq evaluate` reads
         test[k].obs = test[k].obs.drop(columns=[K.GROUP, K.ROLE])
         write_h5ad(test[k], out / f"heldout_{k}.h5ad")
-    generated = model.generate(test["morphology"], cfg.n_cells, cfg.n_steps, cfg.guidance,
-                               seed=cfg.seed, progress=progress)  # fmt: skip
+    generated = model.generate(test["morphology"], override(cfg.sample, seed=cfg.seed),
+                               progress=progress)  # fmt: skip
     write_h5ad(generated, out / "generated.h5ad")
     t1 = time.monotonic()
     ev = evaluate(model, generated, test["expression"], test["morphology"], seed=cfg.seed,

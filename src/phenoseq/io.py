@@ -25,19 +25,50 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def readable_by_umask(mode: int = 0o666) -> int:
+    """``mode`` as the process umask allows it (what ``open`` would have created)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(final: Path) -> list[Path]:
+    """Remove the temporary siblings ``.<name>.<pid>.*.tmp*`` of ``final`` left by a killed
+    writer (its process no longer runs); a live writer's are kept. Returns the removed paths."""
+    removed = []
+    for p in final.parent.glob(f".{final.name}.*.tmp*"):
+        pid = p.name[len(final.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            _remove(p)
+            removed.append(p)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | Path, *, is_dir: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``final``; move it onto ``final`` only if the block succeeds.
 
     With ``is_dir=True`` the temporary path is an (empty, existing) directory. An existing
-    ``final`` is replaced only after the new output is complete.
+    ``final`` is replaced only after the new output is complete. The temporary path is
+    ``.<name>.<pid>.<random>.tmp``: one left behind by a killed process is removed by the next
+    write to the same ``final``.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; outputs get the usual permissions
+    remove_stale_temporaries(final)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.{os.getpid()}.", suffix=".tmp",
+                                dir=final.parent))  # fmt: skip
+    os.chmod(tmp, readable_by_umask(0o777))  # mkdtemp makes 0700; outputs get the usual modes
     if not is_dir:
         tmp.rmdir()
         tmp = tmp.with_name(tmp.name + final.suffix)  # keep the suffix: writers dispatch on it

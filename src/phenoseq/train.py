@@ -6,7 +6,7 @@ warmup-cosine LR, forward, backward, grad clipping, AdamW step, EMA update; peri
 loss; periodic checkpoint (safetensors + JSON, never pickle) from which ``resume`` continues
 bit-for-bit. Randomness comes from explicit generators whose states are checkpointed.
 
-The loop knows nothing of AnnData or the CLI; ``model.py`` builds the phases.
+The loop knows nothing of AnnData or the CLI; :mod:`phenoseq.model` builds the phases.
 """
 
 from __future__ import annotations
@@ -25,31 +25,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from .config import TrainConfig
 from .errors import InputError
 from .io import atomic_path
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings (CLI: ``--max-steps``, ``--ae-steps``, ``--batch-size`` ...)."""
-
-    batch_size: int = 256
-    set_size: int = 16
-    targets_per_set: int = 4  # expression cells supervised per sampled morphology set
-    lr: float = 1e-3
-    ae_lr: float = 2e-3
-    weight_decay: float = 1e-4
-    warmup_steps: int = 100
-    ae_steps: int = 1500
-    max_steps: int = 3000  # diffusion steps
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999
-    eval_every: int = 250
-    checkpoint_every: int = 500
-    max_minutes: float | None = None
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N (auto: this rank's GPU when visible)
-    precision: str = "auto"  # auto | fp32 | bf16 (auto: bf16 autocast on a GPU that has it)
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from ..config import InputConfig, SplitConfig
 from .expression import read_expression, read_gct
 from .morphology import join_platemap, read_morphology
 from .pairing import PairedData, pair_by_treatment, summarize
-from .split import Split, SplitConfig, make_split
-
-if TYPE_CHECKING:
-    from ..config import InputConfig
+from .split import Split, make_split
 
 
 def load_paired(inputs: InputConfig) -> PairedData:
@@ -33,7 +29,13 @@ def load_paired(inputs: InputConfig) -> PairedData:
     )
 
 
+def describe_inputs(inputs: InputConfig) -> dict:
+    """``phenoseq validate``: read, validate, pair and split the inputs; their summary."""
+    return summarize(load_paired(inputs))
+
+
 __all__ = [
+    "describe_inputs",
     "PairedData",
     "Split",
     "SplitConfig",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Literal
 
 import anndata as ad
 import h5py
@@ -13,16 +12,14 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .. import _keys as K
+from ..config import ExpressionKind
 from ..errors import InputError
 from .morphology import read_h5ad
+from .transforms import BLOCK_ROWS
 from .validate import check_continuous, check_counts, check_nonempty, check_unique_ids, require_path
-
-ExpressionKind = Literal["counts", "continuous"]
 
 #: ``read_expression(backed=None)`` keeps ``X`` on disk when its dense size exceeds this
 BACKED_AUTO_BYTES = 4 << 30
-#: rows validated (and later read) per block of a backed file
-BLOCK_ROWS = 4096
 
 
 def read_gct(path: Path) -> ad.AnnData:

@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys as K
+from ..config import SplitConfig
 from ..errors import InputError
-from .split import Split, SplitConfig, make_split
+from .expression import open_backed
+from .split import Split, make_split
 
 
 @dataclass
@@ -153,8 +155,6 @@ def pair_by_treatment(
 def _copy_obs(adata: ad.AnnData) -> ad.AnnData:
     """A copy whose ``obs`` can be changed freely; a backed AnnData gets a fresh handle on the
     same file (its ``X`` stays on disk) instead of a copy into memory."""
-    from .expression import open_backed
-
     if not adata.isbacked:
         return adata.copy()
     if adata.is_view:

@@ -4,32 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Literal
 
 import pandas as pd
 
+from ..config import SplitConfig
 from ..errors import InputError
 
-SplitKind = Literal["none", "replicate", "treatment"]
 HELD_OUT = ("val", "calib", "test")
-
-
-@dataclass(frozen=True)
-class SplitConfig:
-    """How to split pairing groups (``--split``, ``--replicate-key``, ``--val/--calib/--test``).
-
-    ``val``/``calib``/``test`` hold replicate values (``kind="replicate"``) or treatment labels
-    (``kind="treatment"``); values are compared as strings.
-    """
-
-    kind: SplitKind = "none"
-    replicate_key: str = "Replicate"
-    val: tuple[str, ...] = ()
-    calib: tuple[str, ...] = ()
-    test: tuple[str, ...] = ()
-
-    def held_out(self) -> dict[str, tuple[str, ...]]:
-        return {"val": self.val, "calib": self.calib, "test": self.test}
 
 
 @dataclass

@@ -34,6 +34,17 @@ def check_unique_ids(ids: pd.Index, source: str | Path) -> None:
         )
 
 
+def require_genes(var_names: pd.Index, genes: list[str], what: str = "expression") -> None:
+    """Every gene of ``genes`` (the model's) must be a column of ``var_names``."""
+    present = set(var_names)
+    missing = [g for g in genes if g not in present]
+    if missing:
+        raise InputError(
+            f"{what} lacks {len(missing)} of the model's {len(genes)} genes, e.g. {missing[:3]}.",
+            "use expression with the training genes (the same ids in var_names)",
+        )
+
+
 def _values(x: np.ndarray | sp.spmatrix) -> np.ndarray:
     """The stored values of a dense or sparse matrix (zeros of sparse matrices are implicit)."""
     return x.data if sp.issparse(x) else np.asarray(x).ravel()

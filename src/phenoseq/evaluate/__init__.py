@@ -5,6 +5,7 @@ One implementation of each metric, used by the tests, the benchmarks and the rep
 
 from __future__ import annotations
 
+from ..data.transforms import normalize_log1p, pseudobulk
 from .distances import energy_distance, median_bandwidth, mmd_rbf, subsample_to
 from .identification import (
     IdentificationOutput,
@@ -17,11 +18,10 @@ from .profiles import (
     DegOverlapOutput,
     pearson,
     pearson_delta,
-    pseudobulk,
     r2_per_gene,
     top_k_deg_overlap,
 )
-from .space import ExpressionSpace, normalize_log1p
+from .space import ExpressionSpace
 
 __all__ = [
     "DegOverlapOutput",

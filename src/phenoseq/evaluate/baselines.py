@@ -2,27 +2,77 @@
 (DESIGN.md §4). A generated profile is worth something only if it beats them.
 
 Every baseline returns :class:`Cells` in the log1p gene space (``"n_groups*n_cells n_genes"``)
-with ``n_cells`` rows per held-out group it can predict:
+with ``n_cells`` rows per held-out group it can predict. They live in one registry,
+:data:`REGISTRY` (name -> :class:`Baseline`, in the order every table shows them); adding a
+baseline is one function here with the :func:`baseline` decorator:
 
-- :func:`train_mean`: random pooled training cells (its pseudo-bulk is the training mean);
-- :func:`lookup`: training cells of the same treatment (seen treatments only);
-- :func:`nearest_group`: the cells of the training group whose mean morphology is closest;
-- :func:`ridge`: ridge regression from mean morphology to pseudo-bulk, with cells drawn around the
-  prediction from the training within-group residual covariance in the evaluation PC space.
-
-The unconditional model (guidance 0) is the fifth baseline; it needs the model, so
-:func:`phenoseq.evaluate.suite.evaluate` generates it.
+- ``train_mean``: random pooled training cells (its pseudo-bulk is the training mean);
+- ``lookup``: training cells of the same treatment (seen treatments only);
+- ``nearest_group``: the cells of the training group whose mean morphology is closest;
+- ``ridge``: ridge regression from mean morphology to pseudo-bulk, with cells drawn around the
+  prediction from the training within-group residual covariance in the evaluation PC space;
+- ``unconditional``: the model itself at guidance 0 (no morphology).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import RidgeCV
 
 from ..errors import InputError
-from .cells import Cells
+from .cells import Cells, EvaluationData
 from .space import ExpressionSpace
+
+
+@dataclass
+class BaselineInputs:
+    """What a baseline may use: the training and held-out populations (it must not read the
+    held-out expression), the evaluation space, cells per group, a random generator, and the
+    model's own sampler (``generate(guidance)`` -> its cells for the held-out groups)."""
+
+    data: EvaluationData
+    space: ExpressionSpace
+    n_cells: int
+    rng: np.random.Generator
+    generate: Callable[[float], Cells] | None = None
+
+    @property
+    def labels(self) -> pd.Series:
+        return self.data.test_labels()
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A registered baseline: its name in metrics.json, its label in tables and plots."""
+
+    name: str
+    label: str
+    predict: Callable[[BaselineInputs], Cells]
+    needs_model: bool = False  # uses ``BaselineInputs.generate``
+
+
+REGISTRY: dict[str, Baseline] = {}
+
+
+def baseline(name: str, label: str, needs_model: bool = False):
+    """Register ``fn(inputs: BaselineInputs) -> Cells`` as a baseline."""
+
+    def register(fn: Callable[[BaselineInputs], Cells]) -> Callable[[BaselineInputs], Cells]:
+        REGISTRY[name] = Baseline(name, label, fn, needs_model)
+        return fn
+
+    return register
+
+
+def predict_all(inputs: BaselineInputs) -> dict[str, Cells]:
+    """Every registered baseline's cells (those that need the model only when it is given)."""
+    return {name: b.predict(inputs) for name, b in REGISTRY.items()
+            if inputs.generate is not None or not b.needs_model}  # fmt: skip
+
 
 RIDGE_ALPHAS = tuple(10.0 ** np.arange(-2, 5))
 
@@ -103,3 +153,32 @@ def ridge(
     x = pred[:, None, :] + noise @ space.components
     g, lab = _targets(test_labels, n_cells)
     return Cells(x.reshape(-1, pred.shape[1]), g, lab)
+
+
+@baseline("train_mean", "train mean")
+def _train_mean(inp: BaselineInputs) -> Cells:
+    return train_mean(inp.data.expr_train, inp.labels, inp.n_cells, inp.rng)
+
+
+@baseline("lookup", "same-treatment lookup")
+def _lookup(inp: BaselineInputs) -> Cells:
+    return lookup(inp.data.expr_train, inp.labels, inp.n_cells, inp.rng)
+
+
+@baseline("nearest_group", "nearest group")
+def _nearest_group(inp: BaselineInputs) -> Cells:
+    d = inp.data
+    return nearest_group(d.expr_train, d.morph_train, d.morph_test, inp.labels, inp.n_cells,
+                         inp.rng)  # fmt: skip
+
+
+@baseline("ridge", "ridge")
+def _ridge(inp: BaselineInputs) -> Cells:
+    d = inp.data
+    return ridge(d.expr_train, d.morph_train, d.morph_test, inp.labels, inp.space, inp.n_cells,
+                 inp.rng)  # fmt: skip
+
+
+@baseline("unconditional", "unconditional", needs_model=True)
+def _unconditional(inp: BaselineInputs) -> Cells:
+    return inp.generate(0.0)

@@ -41,3 +41,27 @@ class Cells:
     def means(self) -> pd.DataFrame:
         """Per-group mean rows (index: group)."""
         return pd.DataFrame(self.x).groupby(self.groups).mean()
+
+
+@dataclass
+class EvaluationData:
+    """Training and held-out populations in the evaluation views.
+
+    ``expr_*`` rows are log1p expression of the model's genes, ``morph_*`` rows standardised
+    morphology features; ``control`` is the control label (None: no delta/DEG metrics).
+    """
+
+    expr_train: Cells
+    morph_train: Cells
+    expr_test: Cells
+    morph_test: Cells
+    genes: list[str]
+    control: str | None = None
+
+    @property
+    def seen_labels(self) -> set[str]:
+        return set(self.expr_train.labels)
+
+    def test_labels(self) -> pd.Series:
+        """Held-out group -> label, for the groups with real expression."""
+        return self.expr_test.label_of()

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
+from ..data.arrays import as_matrix, same_width
 from ..errors import InputError
-from ._check import as_matrix, same_width
 from .profiles import DegOverlapOutput, top_k_deg_overlap
 
 

@@ -18,8 +18,8 @@ from collections.abc import Callable
 import numpy as np
 from scipy.spatial.distance import cdist, pdist
 
+from ..data.arrays import as_matrix, same_width
 from ..errors import InputError
-from ._check import as_matrix, same_width
 
 CHUNK_ELEMENTS = 2**22  # distances held at once (32 MiB of float64)
 MAX_BANDWIDTH_POINTS = 3000  # pooled cells used by the median heuristic (~4.5M pairs)

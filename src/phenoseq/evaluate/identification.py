@@ -17,8 +17,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from ..data.arrays import as_labels, as_matrix, same_width
 from ..errors import InputError
-from ._check import as_labels, as_matrix, same_width
 
 
 @dataclass(frozen=True, eq=False)

@@ -10,59 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
+from ..data.arrays import as_matrix, as_vector, same_shape
 from ..errors import InputError
-from ._check import as_labels, as_matrix, as_vector, same_shape
-
-
-def pseudobulk(x: np.ndarray | sp.spmatrix, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean profile of every group.
-
-    Parameters
-    ----------
-    x
-        ``"n_cells n_genes"`` values, dense or scipy sparse (kept sparse while summing).
-    groups
-        ``"n_cells"`` group label of every row (compared as strings).
-
-    Returns
-    -------
-    group_names
-        ``"n_groups"`` sorted unique labels (str).
-    means
-        ``"n_groups n_genes"`` float64 mean of the rows of each group, in that order.
-    """
-    if not sp.issparse(x):
-        x = as_matrix(x, "x")
-    elif not np.isfinite(x.data).all():
-        raise InputError("x has NaN/inf value(s).", "drop or impute those cells first")
-    labels = as_labels(groups, x.shape[0], "groups")
-    names, inverse = np.unique(labels, return_inverse=True)
-    member = sp.csr_matrix(
-        (np.ones(len(labels)), (inverse, np.arange(len(labels)))), shape=(len(names), len(labels))
-    )
-    sums = np.asarray((member @ x).toarray() if sp.issparse(x) else member @ x, dtype=np.float64)
-    return names, sums / np.bincount(inverse)[:, None]
-
-
-class GroupSums:
-    """Per-group row sums (float64) accumulated over blocks of rows, for data too large to hold
-    at once: :meth:`add` every block, then :meth:`means` (NaN for groups without rows)."""
-
-    def __init__(self, n_groups: int, n_cols: int):
-        self.sums, self.counts = np.zeros((n_groups, n_cols)), np.zeros(n_groups)
-
-    def add(self, x: np.ndarray, groups: np.ndarray) -> None:
-        """Rows ``x`` ``"n n_cols"`` of groups ``groups`` (integer indices; < 0 = skip)."""
-        for g in np.unique(groups[groups >= 0]):  # rows usually come sorted: few per block
-            rows = groups == g
-            self.sums[g] += x[rows].sum(axis=0, dtype=np.float64)
-            self.counts[g] += rows.sum()
-
-    def means(self) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self.sums / self.counts[:, None]
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:

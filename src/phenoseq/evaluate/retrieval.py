@@ -14,8 +14,8 @@ import logging
 import numpy as np
 import pandas as pd
 
+from ..data.arrays import as_labels, as_matrix
 from ..errors import InputError
-from ._check import as_labels, as_matrix
 
 
 def average_precision(profiles: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -11,65 +11,24 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import anndata as ad
 import numpy as np
 
 from .. import _keys as K
-from ..config import InputConfig
-from ..data import Split, SplitConfig, load_paired, pair_by_treatment, read_expression
-from ..data.morphology import read_h5ad, read_morphology
+from ..config import SplitConfig
+from ..data import Split, pair_by_treatment
+from ..data.morphology import read_h5ad
 from ..data.pairing import PairedData
+from ..data.transforms import log1p_view
 from ..errors import InputError
 from ..io import atomic_path, sha256_file, write_json
-from . import baselines as B
-from .cells import Cells
-from .space import fit_space, log1p_view
-from .suite import Evaluation, EvaluationData, score
-
-if TYPE_CHECKING:
-    from ..model import PhenoSeqModel
-
-
-def load_training(
-    model: PhenoSeqModel,
-    train_expression: str | Path | None = None,
-    train_morphology: str | Path | None = None,
-) -> PairedData:
-    """The model's training data, re-read from the paths recorded at training time.
-
-    A recorded file that is missing or whose sha256 changed is an error; ``train_*`` replace
-    the recorded paths (e.g. after moving the data), and are not hashed.
-    """
-    record = dict(model.registry.inputs)
-    if not record.get("morphology") or not record.get("expression"):
-        raise InputError("the model does not record its training data paths.",
-                         "pass --train-expression and --train-morphology")  # fmt: skip
-    sha = record.pop("sha256", {})
-    overrides = {"expression": train_expression, "morphology": train_morphology}
-    for key, override in overrides.items():
-        if override is not None:
-            record[key] = str(override)
-            continue
-        path = Path(record[key])
-        flag = f"--train-{key}"
-        if not path.exists():
-            raise InputError(f"the model's training {key} file is missing.",
-                             f"pass {flag} with its new location", path)  # fmt: skip
-        if key in sha and sha256_file(path) != sha[key]:
-            raise InputError(f"the model's training {key} file changed since training "
-                             "(sha256 differs).", f"restore it or pass {flag}", path)  # fmt: skip
-    paired = load_paired(InputConfig.from_dict(record))
-    trained = {g for g, r in zip(model.registry.group_names, model.registry.group_roles,
-                                 strict=True) if r == "train"}  # fmt: skip
-    missing = trained - set(paired.split.groups("train"))
-    if missing:
-        raise InputError(f"{len(missing)} training group(s) of the model are not training groups "
-                         f"of this data, e.g. {sorted(missing)[:3]}.",
-                         "pass the training files the model was trained on")  # fmt: skip
-    return paired
-
+from ..model import PhenoSeqModel, load_training, read_like_training
+from .baselines import BaselineInputs, predict_all
+from .cells import Cells, EvaluationData
+from .space import fit_space
+from .suite import Evaluation, score
+from .uncertainty import score_summary
 
 #: training cells per group read into memory for the baselines and the evaluation space when
 #: the training expression is backed (on disk)
@@ -93,15 +52,12 @@ def _read(x: ad.AnnData | str | Path, reader) -> ad.AnnData:
     return x if isinstance(x, ad.AnnData) else reader(Path(x))
 
 
-def _log1p(adata: ad.AnnData, genes: list[str], kind: str, what: str) -> np.ndarray:
-    missing = [g for g in genes if g not in adata.var_names]
-    if missing:
-        raise InputError(f"{what} lacks {len(missing)} of the model's genes, e.g. {missing[:3]}.",
-                         "pass expression with the model's genes")  # fmt: skip
-    sub = adata[:, genes]
+def _log1p(model: PhenoSeqModel, adata: ad.AnnData, what: str) -> np.ndarray:
+    """The analysis view of ``adata``'s model genes (its ``log1p`` layer when it has one)."""
+    sub = model.registry.select_genes(adata, what)
     if K.LOG1P in sub.layers:
         return np.asarray(sub.layers[K.LOG1P], dtype=np.float64)
-    return log1p_view(sub.X, kind)
+    return log1p_view(sub.X, model.registry.kind)
 
 
 def evaluate(
@@ -142,20 +98,12 @@ def evaluate(
     -------
     :class:`~phenoseq.evaluate.suite.Evaluation` (``metrics`` dict and ``plots`` arrays).
     """
-    from ..model import PhenoSeqModel
-
     t0 = time.monotonic()
     model_dir = None if isinstance(model, PhenoSeqModel) else str(model)
     model = model if isinstance(model, PhenoSeqModel) else PhenoSeqModel.load(model)
     reg = model.registry
-    rec = reg.inputs
-    kind = reg.kind
-    gen = _read(generated, read_h5ad)
-    expr = _read(expression, lambda p: read_expression(
-        p, kind=rec.get("expression_kind", "counts"), layer=rec.get("layer"),
-        obsm_key=rec.get("expression_obsm")))  # fmt: skip
-    morph = _read(morphology, lambda p: read_morphology(
-        p, obsm_key=rec.get("morphology_obsm"), features=rec.get("features")))  # fmt: skip
+    gen = generated if isinstance(generated, ad.AnnData) else read_h5ad(Path(generated))
+    morph, expr = read_like_training(model, morphology, expression)
     train = load_training(model, train_expression, train_morphology)
 
     # held-out pairing, then the leak check on every group we were given
@@ -190,29 +138,29 @@ def evaluate(
         groups = np.asarray(groups).astype(str)
         return Cells(x, groups, lab.reindex(groups).to_numpy())
 
-    x_train = _log1p(t_expr, genes, kind, "training expression")
+    x_train = _log1p(model, t_expr, "training expression")
     data = EvaluationData(
         expr_train=cells(x_train, t_expr.obs[K.GROUP], t_labels),
         morph_train=cells(model.normalize_features(t_morph).astype(np.float64),
                           t_morph.obs[K.GROUP], t_labels),
-        expr_test=cells(_log1p(test.expression, genes, kind, "held-out expression"),
+        expr_test=cells(_log1p(model, test.expression, "held-out expression"),
                         test.expression.obs[K.GROUP], labels),
         morph_test=cells(model.normalize_features(test.morphology).astype(np.float64),
                          test.morphology.obs[K.GROUP], labels),
         genes=list(genes), control=reg.control,
     )  # fmt: skip
     keep = np.isin(gen_groups, labels.index)
-    model_cells = cells(_log1p(gen, genes, kind, "generated expression")[keep], gen_groups[keep],
+    model_cells = cells(_log1p(model, gen, "generated expression")[keep], gen_groups[keep],
                         labels)  # fmt: skip
     space = fit_space(x_train, seed=seed)
     n_cells = int(np.median(np.unique(model_cells.groups, return_counts=True)[1]))
-    methods = {"model": model_cells, **_baselines(model, data, test, gen, space, n_cells, seed,
-                                                  progress)}  # fmt: skip
+    inputs = BaselineInputs(data, space, n_cells, np.random.default_rng(seed + 1),
+                            _unconditional(model, test, gen, n_cells, seed, progress))  # fmt: skip
+    methods = {"model": model_cells, **predict_all(inputs)}
     ev = score(data, methods, space, seed=seed, k=k)
     if summary is not None:
-        from ..uncertainty import score_summary
-
-        ev.metrics["uncertainty"] = score_summary(model, _read(summary, read_h5ad), expr)
+        summ = summary if isinstance(summary, ad.AnnData) else read_h5ad(Path(summary))
+        ev.metrics["uncertainty"] = score_summary(model, summ, expr)
     ev.metrics["provenance"] = {
         "model": model_dir, "phenoseq_version": gen.uns.get(K.UNS, {}).get("version"),
         "sampler": {k_: gen.uns.get(K.UNS, {}).get(k_) for k_ in ("sampler", "n_steps",
@@ -222,27 +170,22 @@ def evaluate(
     return ev
 
 
-def _baselines(model, data: EvaluationData, test: PairedData, gen: ad.AnnData, space,
-               n_cells: int, seed: int, progress: bool) -> dict[str, Cells]:  # fmt: skip
-    """Every baseline's cells for the held-out groups (training data only)."""
-    rng = np.random.default_rng(seed + 1)
-    labels = data.test_labels()
-    out = {
-        "train_mean": B.train_mean(data.expr_train, labels, n_cells, rng),
-        "lookup": B.lookup(data.expr_train, labels, n_cells, rng),
-        "nearest_group": B.nearest_group(data.expr_train, data.morph_train, data.morph_test,
-                                         labels, n_cells, rng),
-        "ridge": B.ridge(data.expr_train, data.morph_train, data.morph_test, labels, space,
-                         n_cells, rng),
-    }  # fmt: skip
+def _unconditional(model: PhenoSeqModel, test: PairedData, gen: ad.AnnData, n_cells: int,
+                   seed: int, progress: bool):  # fmt: skip
+    """``generate(guidance)``: the model's cells for the held-out morphology with the generated
+    cells' sampler settings (the unconditional baseline calls it with guidance 0)."""
     info = gen.uns.get(K.UNS, {})
-    morph = test.morphology[test.morphology.obs[K.GROUP].isin(labels.index)]
-    unc = model.generate(morph, n_cells, int(info.get("n_steps", 20)), 0.0,
-                         info.get("sampler", "dpmpp_2m"), seed, progress)  # fmt: skip
-    g = unc.obs[K.GROUP].astype(str).to_numpy()
-    out["unconditional"] = Cells(_log1p(unc, data.genes, model.registry.kind, "unconditional"),
-                                 g, labels.reindex(g).to_numpy())  # fmt: skip
-    return out
+
+    def generate(guidance: float) -> Cells:
+        labels = test.groups["label"].astype(str)
+        morph = test.morphology[test.morphology.obs[K.GROUP].isin(labels.index)]
+        out = model.generate(morph, n_cells=n_cells, n_steps=int(info.get("n_steps", 20)),
+                             guidance=guidance, sampler=info.get("sampler", "dpmpp_2m"),
+                             seed=seed, progress=progress)  # fmt: skip
+        g = out.obs[K.GROUP].astype(str).to_numpy()
+        return Cells(_log1p(model, out, "unconditional"), g, labels.reindex(g).to_numpy())
+
+    return generate
 
 
 def plots_path(metrics_path: str | Path) -> Path:
@@ -263,4 +206,14 @@ def write_evaluation(ev: Evaluation, out: str | Path) -> Path:
     return out
 
 
-__all__ = ["evaluate", "load_training", "plots_path", "write_evaluation"]
+def evaluate_files(model, generated, expression, morphology, out: str | Path,
+                   train_expression=None, train_morphology=None, **kw) -> Evaluation:  # fmt: skip
+    """``phenoseq evaluate``: :func:`evaluate` (same arguments, ``kw`` included), then
+    :func:`write_evaluation` to ``out``."""
+    ev = evaluate(model, generated, expression, morphology, train_expression, train_morphology,
+                  **kw)  # fmt: skip
+    write_evaluation(ev, out)
+    return ev
+
+
+__all__ = ["evaluate", "evaluate_files", "plots_path", "write_evaluation"]

@@ -16,69 +16,10 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.decomposition import PCA
 
+from ..data.arrays import as_matrix
 from ..errors import InputError
-from ._check import as_matrix
-
-
-def normalize_log1p(
-    counts: np.ndarray | sp.spmatrix, target_sum: float = 1e4, dtype: type = np.float64
-) -> np.ndarray:
-    """``log1p(counts / total * target_sum)`` per cell, as scanpy's ``normalize_total`` + ``log1p``.
-
-    Parameters
-    ----------
-    counts
-        ``"n_cells n_genes"`` non-negative counts, dense or scipy sparse.
-    target_sum
-        Total every cell is scaled to before the log (1e4 as in DESIGN.md §4).
-    dtype
-        Floating dtype of the (dense) output.
-
-    Returns
-    -------
-    ``"n_cells n_genes"`` dense array. A cell with zero total stays all zeros.
-    """
-    if target_sum <= 0:
-        raise InputError(f"target_sum is {target_sum}; it must be positive.", "pass e.g. 1e4")
-    if sp.issparse(counts):
-        x = sp.csr_matrix(counts, dtype=np.float64)
-        _check_nonnegative(as_matrix(x.data.reshape(-1, 1), "counts", min_rows=0))
-        x = sp.diags(_scale(np.asarray(x.sum(axis=1)).ravel(), target_sum)) @ x
-        return np.log1p(x.toarray()).astype(dtype, copy=False)
-    x = as_matrix(counts, "counts", min_rows=0)
-    _check_nonnegative(x)
-    return np.log1p(x * _scale(x.sum(axis=1), target_sum)[:, None]).astype(dtype, copy=False)
-
-
-def _check_nonnegative(values: np.ndarray) -> None:
-    if (values < 0).any():
-        raise InputError(
-            f"{int((values < 0).sum())} negative count(s).",
-            "pass raw (non-negative) counts, not log or scaled values",
-        )
-
-
-def _scale(totals: np.ndarray, target_sum: float) -> np.ndarray:
-    """Per-cell factor ``target_sum / total``; 0 for empty cells so they stay zero."""
-    out = np.zeros_like(totals, dtype=np.float64)
-    np.divide(target_sum, totals, out=out, where=totals > 0)
-    return out
-
 
 _KIND = "phenoseq.ExpressionSpace"
-
-
-def dense(x: np.ndarray | sp.spmatrix) -> np.ndarray:
-    """A dense array of a dense or scipy-sparse matrix."""
-    return np.asarray(x.toarray() if sp.issparse(x) else x)
-
-
-def log1p_view(x: np.ndarray | sp.spmatrix, kind: str) -> np.ndarray:
-    """The analysis view of expression values ``"n_cells n_genes"`` (float64): normalize_total
-    1e4 + log1p for ``kind="counts"``, the values as they are for continuous/embedding kinds."""
-    if kind == "counts":
-        return normalize_log1p(x)
-    return dense(x).astype(np.float64)
 
 
 @dataclass(frozen=True, eq=False)

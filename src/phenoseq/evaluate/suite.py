@@ -17,7 +17,8 @@ import pandas as pd
 from scipy.spatial.distance import pdist
 
 from ..errors import InputError
-from .cells import Cells
+from .baselines import REGISTRY
+from .cells import Cells, EvaluationData
 from .deg import deg_overlap
 from .distances import energy_distance, median_bandwidth, mmd_rbf, subsample_to
 from .identification import fuse, gap_closure, treatment_identification
@@ -35,33 +36,9 @@ METRICS: dict[str, bool] = {
     "deg_top50_direction": False,
     "r2_per_gene_median": False,
 }
-BASELINES = ("train_mean", "lookup", "nearest_group", "ridge", "unconditional")
+BASELINES = tuple(REGISTRY)  # the baselines, in the order every table shows them
 INPUTS = ("imaging", "generated", "imaging_generated", "imaging_real")
 SUBSETS = ("seen", "unseen", "all")
-
-
-@dataclass
-class EvaluationData:
-    """Training and held-out populations in the evaluation views.
-
-    ``expr_*`` rows are log1p expression of the model's genes, ``morph_*`` rows standardised
-    morphology features; ``control`` is the control label (None: no delta/DEG metrics).
-    """
-
-    expr_train: Cells
-    morph_train: Cells
-    expr_test: Cells
-    morph_test: Cells
-    genes: list[str]
-    control: str | None = None
-
-    @property
-    def seen_labels(self) -> set[str]:
-        return set(self.expr_train.labels)
-
-    def test_labels(self) -> pd.Series:
-        """Held-out group -> label, for the groups with real expression."""
-        return self.expr_test.label_of()
 
 
 @dataclass

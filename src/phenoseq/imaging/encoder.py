@@ -18,7 +18,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .. import _keys as K
+from ..data.pairing import with_key_aliases
+from ..data.transforms import fit_scaler
 from ..errors import InputError
+from ..io import atomic_path, write_h5ad
 
 
 @dataclass(frozen=True)
@@ -207,8 +211,6 @@ def save_encoder(model: CropEncoder, path, config: EncoderConfig) -> None:
 
     from safetensors.torch import save_file
 
-    from ..io import atomic_path
-
     with atomic_path(path) as tmp:
         weights = {k: v.contiguous() for k, v in model.state_dict().items()}
         save_file(weights, tmp, metadata={"config": json.dumps(config.to_dict()),
@@ -261,9 +263,6 @@ def embed_morphology(
 
     import anndata as ad
     import zarr
-
-    from ..data.pairing import with_key_aliases
-    from ..io import write_h5ad
 
     morphology, out = Path(morphology), Path(out)
     if not morphology.is_file():
@@ -318,12 +317,9 @@ def embed_morphology(
 def add_embedding(adata, name: str, emb: np.ndarray, info: dict) -> None:
     """``obsm['X_<name>']`` = ``emb``; ``obsm['X_features_<name>']`` = z-scored ``X`` beside the
     z-scored embedding; ``uns['phenoseq']['encoder']`` = ``info``."""
-    from .. import _keys as K
 
     if not np.isfinite(emb).all():
         raise InputError("the embedding holds NaN or infinite values.", "fix the embedding")
-
-    from ..model import fit_scaler
 
     def z(a: np.ndarray) -> np.ndarray:
         mean, std = fit_scaler(a)
@@ -350,8 +346,6 @@ def attach_embeddings(morphology, embeddings, out):
 
     import anndata as ad
     import pandas as pd
-
-    from ..io import write_h5ad
 
     morphology, embeddings, out = Path(morphology), Path(embeddings), Path(out)
     for p in (morphology, embeddings):

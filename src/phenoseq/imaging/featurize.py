@@ -22,7 +22,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import _keys as K
+from ..config import read_settings
+from ..data.morphology import join_platemap
 from ..errors import InputError
+from ..io import atomic_path, write_h5ad
 from .fields import CHANNELS, Field, discover_fields, fields_from_loaddata, read_field
 from .measure import crops, locations, measure_cp, measure_fast
 from .segment import SegmentConfig, segment
@@ -43,6 +46,12 @@ class FeaturizeConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **flags) -> FeaturizeConfig:
+        """The settings of a TOML/JSON file (if any) with the flags that are not None over it."""
+        settings = read_settings(path) if path is not None else {}
+        return cls.from_dict(settings | {k: v for k, v in flags.items() if v is not None})
 
     @classmethod
     def from_dict(cls, d: dict) -> FeaturizeConfig:
@@ -77,24 +86,7 @@ class FeaturizeConfig:
 
 def read_config(path: str | Path) -> dict:
     """A featurize config file (TOML, or JSON for a ``.json`` suffix) as a dict."""
-    import json
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("does not exist.", "pass an existing TOML or JSON file", path)
-    text = path.read_text()
-    try:
-        if path.suffix == ".json":
-            return json.loads(text)
-        try:
-            import tomllib
-        except ImportError as exc:  # Python 3.10
-            raise InputError("TOML configs need Python 3.11 or newer.", "use a .json config",
-                             path) from exc  # fmt: skip
-        return tomllib.loads(text)
-    except ValueError as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
-        raise InputError(f"is not valid {'JSON' if path.suffix == '.json' else 'TOML'} ({exc}).",
-                         "fix the file", path) from exc  # fmt: skip
+    return read_settings(path)
 
 
 @dataclass
@@ -291,8 +283,6 @@ def featurize_images(
     ``save_masks``, ``<field>_nuclei.tiff`` and ``<field>_cells.tiff`` label images there.
     Every output appears only when complete.
     """
-    from ..data.morphology import join_platemap
-    from ..io import write_h5ad
 
     out = Path(out)
     if out.suffix != ".h5ad":
@@ -319,8 +309,6 @@ def _crop_writer(path: Path | None, config: FeaturizeConfig | None):
         return
     import zarr
 
-    from ..io import atomic_path
-
     s = (config or FeaturizeConfig()).crop_size
     with atomic_path(path, is_dir=True) as tmp:
         arr = zarr.create_array(store=str(tmp), name="crops", shape=(0, 5, s, s),
@@ -336,8 +324,6 @@ def _mask_writer(folder: str | Path | None):
         yield None
         return
     import tifffile
-
-    from ..io import atomic_path
 
     with atomic_path(folder, is_dir=True) as tmp:
 

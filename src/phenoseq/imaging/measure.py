@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError
 from .fields import CHANNELS
 
 COMPARTMENTS = ("Nuclei", "Cells", "Cytoplasm")
@@ -197,8 +198,6 @@ def measure_cp(image: np.ndarray, nuclei: np.ndarray, cells: np.ndarray) -> pd.D
     try:
         from cp_measure.featurizer import featurize, make_featurizer_config
     except ImportError as exc:
-        from ..errors import InputError
-
         raise InputError("--features cp-measure needs the cp-measure package.",
                          "pip install cp-measure (see docs/dependencies.md)") from exc  # fmt: skip
     ids = np.intersect1d(np.unique(nuclei[nuclei > 0]), np.unique(cells[cells > 0]))

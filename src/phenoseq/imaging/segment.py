@@ -18,6 +18,8 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage as ndi
 
+from .fields import CHANNELS
+
 Threshold = Literal["otsu", "li"]
 
 
@@ -142,7 +144,6 @@ def _keep_nucleus_component(cells: np.ndarray, nuclei: np.ndarray) -> np.ndarray
 
 def segment(image: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> tuple[np.ndarray, ...]:
     """``(nuclei, cells, image)`` of a field ``(5, H, W)`` (image illumination-corrected if set)."""
-    from .fields import CHANNELS
 
     if cfg.illumination_correction:
         image = np.stack([correct_illumination(p, cfg.illumination_sigma) for p in image])

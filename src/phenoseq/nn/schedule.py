@@ -14,11 +14,12 @@ Coefficients are formed in float64 and cast to the sample's dtype and device at 
 from __future__ import annotations
 
 import math
-from typing import Literal, get_args
+from typing import get_args
 
 import torch
 
-PredictionType = Literal["epsilon", "v_prediction", "sample"]
+from ..config import PredictionType
+
 PREDICTION_TYPES: tuple[str, ...] = get_args(PredictionType)
 
 

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 from rich.console import Console
 from rich.table import Table
+
+from ..evaluate.suite import BASELINES, METRICS
+from .labels import LABELS, fmt, method_entry, value
 
 
 def print_summary(summary: dict, console: Console | None = None) -> None:
@@ -37,8 +43,6 @@ def print_summary(summary: dict, console: Console | None = None) -> None:
 
 def print_metrics(metrics: dict, console: Console | None = None) -> None:
     """Print an evaluation: every method's metrics (seen / unseen) and treatment identification."""
-    from ..evaluate.suite import BASELINES, METRICS
-    from .plots import LABELS, fmt, method_entry, value
 
     def _fmt(v) -> str:
         return fmt(v, "-")
@@ -71,7 +75,7 @@ def print_metrics(metrics: dict, console: Console | None = None) -> None:
     console.print(ident)
 
 
-def print_demo(result: dict, console: Console | None = None) -> None:
+def print_demo(result: dict, out, console: Console | None = None) -> None:
     """Print the demo: data summary, the evaluation and the time each stage took."""
     console = console or Console()
     print_summary(result["data"], console)
@@ -80,3 +84,89 @@ def print_demo(result: dict, console: Console | None = None) -> None:
     feat = f"featurize {s['featurize']:.0f} s, " if s.get("featurize") else ""
     console.print(f"time: simulate {s['simulate']:.0f} s, {feat}train {s['train']:.0f} s, "
                   f"evaluate {s['evaluate']:.0f} s, total {s['total']:.0f} s")  # fmt: skip
+    console.print(f"outputs in {out}/ (simulated/, model/, heldout_*.h5ad, generated.h5ad, "
+                  "metrics.json, summary.json)")  # fmt: skip
+    console.print(f"report: {result['report']}")
+
+
+def print_evaluation(metrics: dict, out, console: Console) -> None:
+    """``phenoseq evaluate``'s output: the metrics, the interval coverage, where it wrote."""
+    print_metrics(metrics, console)
+    unc = metrics.get("uncertainty")
+    if unc:
+        for key, cov in unc["coverage"].items():
+            cells = ", ".join(f"{lv}: {c['coverage']:.2f}" for lv, c in cov.items()
+                              if c["coverage"] is not None)  # fmt: skip
+            console.print(f"interval coverage {key}: {cells}")
+        if unc.get("ood_auroc") is not None:
+            console.print(f"OOD AUROC (unseen vs seen treatments): {unc['ood_auroc']:.3f}")
+    plots = Path(out).with_name(f"{Path(out).stem}.plots.npz").name
+    console.print(f"metrics written to {out} (plot data: {plots})")
+
+
+def print_featurized(adata, out, console: Console) -> None:
+    info = adata.uns["phenoseq"]["featurize"]
+    console.print(f"{adata.n_obs} cells x {adata.n_vars} features from {info['n_fields_done']} of "
+                  f"{info['n_fields']} fields written to {out}")  # fmt: skip
+    for name, err in info["failed_fields"].items():
+        console.print(f"[yellow]skipped field {name}:[/] {err}", stderr=True)
+
+
+def print_embedded(adata, out, console: Console) -> None:
+    info = adata.uns["phenoseq"]
+    if "X_external" in adata.obsm:
+        console.print(
+            f"{adata.n_obs} cells x {adata.obsm['X_external'].shape[1]} external "
+            f"dimensions (obsm X_external, X_features_external) written to {out}"
+        )
+        return
+    hist = info["encoder"].get("history")
+    if hist:
+        held = hist["heldout_accuracy"]
+        console.print(f"encoder: {hist['epochs']} epochs in {hist['seconds']:.0f} s, treatment "
+                      f"accuracy train {hist['train_accuracy']:.2f}"
+                      + (f", held-out rows {held:.2f}" if held is not None else "")
+                      + f" ({hist['n_classes']} treatments)")  # fmt: skip
+    console.print(f"{adata.n_obs} cells embedded (obsm X_cnn, X_features_cnn) written to {out}")
+
+
+def print_generated(result, threshold: float, console: Console, err: Console) -> None:
+    """``phenoseq generate``'s output: what it wrote, and the groups it flags."""
+    console.print(f"{result.n_cells} cells x {result.n_genes} genes for {result.n_groups} "
+                  f"groups written to {result.path}", soft_wrap=True)  # fmt: skip
+    if result.summary is None:
+        return
+    console.print(f"per-group summary ({result.summary.n_obs} groups) written to "
+                  f"{result.summary_path}")  # fmt: skip
+    flagged = result.flagged
+    if flagged:
+        err.print(f"[yellow]warning:[/] {len(flagged)} group(s) unlike the training data "
+                  f"(confidence < {threshold}): {', '.join(flagged[:10])}"
+                  + (" ..." if len(flagged) > 10 else ""))  # fmt: skip
+
+
+def print_calibration(cal, model_dir, console: Console) -> None:
+    """``phenoseq calibrate``'s output: the groups and the interval multipliers."""
+
+    def multiplier(k: int) -> str:
+        per_gene = cal.q_bulk_gene[k] if cal.q_bulk_gene else None
+        if per_gene is None:
+            return f"{cal.levels[k]:g}: {cal.q_bulk[k]:.2f} (pooled)"
+        return f"{cal.levels[k]:g}: {np.median(per_gene):.2f} (median of per-gene)"
+
+    n_seen = cal.scores_summary.get("n_seen_groups", cal.n_groups)
+    qs = ", ".join(multiplier(k) for k in range(len(cal.levels)))
+    console.print(f"calibrated on {n_seen} groups of seen treatments ({cal.n_groups} in all); "
+                  f"interval multipliers {qs}; written to {Path(model_dir) / 'calibration.json'}",
+                  soft_wrap=True)  # fmt: skip
+
+
+def print_suggestions(table, out, console: Console, err: Console) -> None:
+    """``phenoseq suggest``'s output: the first ten of the ranked list."""
+    if "confidence" in table and table["confidence"].isna().all():
+        err.print("[yellow]warning:[/] uncalibrated summary: ranked by interval width only "
+                  "(run `phenoseq calibrate` before `generate --summary`)")  # fmt: skip
+    for _, r in table.head(10).iterrows():
+        console.print(f"{r['rank']:>3}  {r['group']}  confidence {r['confidence']:.2f}  "
+                      f"width {r['mean_width']:.2f}  {r['reason']}")  # fmt: skip
+    console.print(f"{len(table)} group(s) to sequence written to {out}")

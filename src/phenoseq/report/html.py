@@ -15,6 +15,8 @@ from ..errors import InputError
 from ..evaluate.run import plots_path
 from ..evaluate.suite import BASELINES, METRICS
 from ..io import atomic_path, sha256_file
+from .labels import LABELS, fmt, method_entry, value
+from .plots import FIGURES, draw, figures_for
 
 DPI = 80
 STYLE = """
@@ -69,8 +71,6 @@ def _png(fig) -> tuple[str, int, int]:
 
 def metrics_table(metrics: dict) -> str:
     """The HTML table: one row per method, seen / unseen value of every metric."""
-    from .plots import LABELS, fmt, method_entry, value
-
     methods = ("model", *BASELINES, "split_half")
     head = "".join(f"<th colspan=2>{html.escape(m)}<br>({'↓' if low else '↑'})</th>"
                    for m, low in METRICS.items())  # fmt: skip
@@ -94,8 +94,6 @@ def metrics_table(metrics: dict) -> str:
 
 
 def _identification_table(metrics: dict) -> str:
-    from .plots import LABELS, fmt
-
     ti = metrics["treatment_identification"]
     rows = "".join(
         f"<tr><td>{LABELS[i]}</td><td>{fmt(ti['balanced_accuracy'].get(i))}</td>"
@@ -110,8 +108,6 @@ def _identification_table(metrics: dict) -> str:
 
 def render(metrics: dict, plots: dict[str, np.ndarray]) -> str:
     """The report as an HTML string."""
-    from .plots import FIGURES, draw, figures_for
-
     s = metrics.get("settings", {})
     groups = metrics.get("groups", {})
     n_seen = sum(g["seen"] for g in groups.values())
@@ -149,8 +145,6 @@ def write_report(
 
     ``figures``: also write every plot as ``<id>.png`` into this folder (e.g. for a paper).
     """
-    from .plots import draw, figures_for
-
     metrics, plots = read_metrics(metrics_path)
     text = render(metrics, plots)
     if figures is not None:

@@ -14,35 +14,9 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from ..evaluate.suite import BASELINES, INPUTS, METRICS  # noqa: E402
+from .labels import LABELS, METHODS, value  # noqa: E402
 
 MODEL, BASELINE, CEILING = "#d1495b", "#8d99ae", "#2e86ab"
-METHODS = ("model", *BASELINES, "split_half")
-LABELS = {
-    "model": "PhenoSeq", "train_mean": "train mean", "lookup": "same-treatment lookup",
-    "nearest_group": "nearest group", "ridge": "ridge", "unconditional": "unconditional",
-    "split_half": "split-half (ceiling)", "imaging": "imaging", "generated": "generated",
-    "imaging_generated": "imaging + generated", "imaging_real": "imaging + real",
-    "real": "real cells",
-}  # fmt: skip
-
-
-def method_entry(metrics: dict, name: str) -> dict:
-    """The metrics of one method, wherever the schema keeps it."""
-    if name == "model":
-        return metrics["model"]
-    if name == "split_half":
-        return metrics["ceilings"]["split_half"]
-    return metrics["baselines"].get(name, {})
-
-
-def value(metrics: dict, name: str, metric: str, subset: str) -> float:
-    v = method_entry(metrics, name).get(metric, {}).get(subset, {}).get("value")
-    return float("nan") if v is None else float(v)
-
-
-def fmt(v, missing: str = "–") -> str:
-    """A metric value with 3 decimals; ``missing`` for None (null in JSON) or NaN/inf."""
-    return missing if v is None or not np.isfinite(v) else f"{v:.3f}"
 
 
 def _color(name: str) -> str:

@@ -1,4 +1,5 @@
-"""Input checks shared by the metrics; each raises :class:`InputError` naming problem and fix."""
+"""Array checks shared by the transforms and the metrics; each raises :class:`InputError`
+naming the problem and the fix."""
 
 from __future__ import annotations
 
