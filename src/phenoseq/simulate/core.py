@@ -1,13 +1,12 @@
 """Run the simulator: generate cells block by block and write the output folder.
 
-Every random draw comes from ``default_rng([seed, stream, sample, block])``: outputs do not
-depend on ``chunk_size`` or on the order files are written in.
+Every random draw comes from a named stream of :mod:`.world`: outputs do not depend on
+``chunk_size`` or on the order files are written in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -19,55 +18,19 @@ from tqdm.auto import tqdm
 from .. import _keys as K
 from ..io import atomic_path
 from ..writers import CropWriter, H5adWriter, rechunk
-from .build import build_model
 from .config import SimulatorConfig
 from .design import Design, make_design, obs_for
 from .features import feature_names, measure_crops
-from .model import (
-    GroundTruthModel,
-    morphology_params,
-    sample_counts,
-    sample_state,
-)
+from .fields import write_fields, write_images
+from .model import morphology_params, sample_counts, sample_state
 from .render import CHANNELS, INTENSITY_SCALE, LABELS, acquire, blur, render_cells
 from .surrogate import Surrogate, fit_surrogate, surrogate_inputs
+from .world import BLOCK, World, make_world, morphology_block, stream_rng
 
-BLOCK = 256  # cells drawn with one generator; fixes the random stream whatever chunk_size is
+__all__ = ["BLOCK", "World", "make_world", "morphology_block", "simulate", "stream_rng"]
+
 STATE_KEY = "X_state"
 RESPONDER_KEY = "responder"
-_STREAMS = {
-    "design": 0,
-    "model": 1,
-    "morphology": 2,
-    "expression": 3,
-    "truth": 4,
-    "fields": 5,
-    "surrogate": 6,
-    "sample_truth": 7,
-    "images": 8,
-}
-
-
-@dataclass(frozen=True)
-class World:
-    """A configuration with its design and hidden model."""
-
-    config: SimulatorConfig
-    design: Design
-    model: GroundTruthModel
-
-
-def stream_rng(seed: int, stream: str, *keys: int) -> np.random.Generator:
-    """The generator of one named random stream (``keys``: sample, block, ...) of a seed."""
-    return np.random.default_rng([seed, _STREAMS[stream], *keys])
-
-
-def make_world(config: SimulatorConfig) -> World:
-    """Design (treatments, unseen compounds, plate map) and hidden model of ``config``."""
-    design = make_design(config, stream_rng(config.seed, "design"))
-    return World(
-        config, design, build_model(config, design.treatments, stream_rng(config.seed, "model"))
-    )
 
 
 def _blocks(design: Design, n_per_sample: int) -> Iterator[tuple[int, int, int, int, int]]:
@@ -89,17 +52,6 @@ def image_cells(
     signal = blur(signal, np.full(n, m.blur[r]))
     gain, bg = np.tile(m.channel_gain[r], (n, 1)), np.tile(m.background[r], (n, 1))
     return acquire(signal, gain, bg, world.config.photons, rng), labels
-
-
-def morphology_block(
-    world: World, s: int, t: int, r: int, b: int, n: int
-) -> tuple[np.ndarray, np.random.Generator]:
-    """Morphology parameters of block ``b`` (``n`` cells) of sample ``s``, and its generator
-    positioned after them: rendering continues the same stream, so the feature table, the crops
-    and the rendered wells (``fields.well_images``) show the same cells."""
-    rng = stream_rng(world.config.seed, "morphology", s, b)
-    state, _ = sample_state(world.model, t, r, n, rng)
-    return morphology_params(world.model, state, t, r, rng), rng
 
 
 def morphology_blocks(world: World, surrogate: Surrogate | None = None) -> Iterator[tuple]:
@@ -292,12 +244,8 @@ def simulate(
     ):
         _write_morphology(tmp, world, bar)
         if not c.features_only and c.n_fields:
-            from .fields import write_fields
-
             write_fields(tmp / "fields.zarr", world, stream_rng(c.seed, "fields"))
         if c.write_images:
-            from .fields import write_images
-
             write_images(tmp / "images", world)
         _write_counts(tmp / "expression.h5ad", world, "expression", c.n_expression_cells, bar)
         _write_counts(tmp / "truth.h5ad", world, "truth", c.n_truth_cells, bar)

@@ -4,17 +4,17 @@ ground-truth nucleus and cell instance labels (for the imaging issue's segmentat
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import imageio.v3 as iio
 import numpy as np
+import pandas as pd
 import zarr
 
 from .. import _keys as K
 from .model import morphology_params, sample_state
 from .render import CHANNELS, INTENSITY_SCALE, acquire, blur, compose_field, render_cells
-
-if TYPE_CHECKING:
-    from .core import World
+from .world import BLOCK, World, morphology_block, stream_rng
 
 
 def _corners(field_size: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -84,8 +84,6 @@ def well_images(world: World, s: int) -> list[np.ndarray]:
     ``morphology.h5ad`` rows (same random stream, so same states and renders), site by site as
     ``obs['Metadata_Site']`` assigns them, on a jittered grid, then blurred and acquired as a
     whole field (replicate gain, background, blur and shot noise)."""
-    from .core import BLOCK, morphology_block, stream_rng
-
     c, m = world.config, world.model
     t, r = (int(world.design.samples[col].iloc[s]) for col in ("t_index", "r_index"))
     signals, labels = [], []
@@ -116,9 +114,6 @@ def write_images(folder: str | Path, world: World) -> Path:
     """Every sample's fields as 8-bit PNGs ``<plate>_<well>_s<site>_<channel>.png`` and the
     plate map ``platemap.tsv`` (plate, well -> Sample_ID, Treatment, ... ): the input of
     ``phenoseq featurize`` (docs/simulator.md)."""
-    import imageio.v3 as iio
-    import pandas as pd
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     samples = world.design.samples

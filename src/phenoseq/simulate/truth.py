@@ -13,8 +13,8 @@ import scipy.sparse as sp
 
 from .. import _keys as K
 from ..errors import InputError
-from .core import stream_rng
 from .model import GroundTruthModel, sample_counts, sample_state
+from .world import stream_rng
 
 TRUTH_FILE = "truth.h5ad"
 _BLOCK = 4096
