@@ -49,8 +49,9 @@ def image_cells(
     labels ``(n, S, S)``."""
     m, n = world.model, len(params)
     signal, labels = render_cells(params, rng, world.config.crop_size)
-    signal = blur(signal, np.full(n, m.blur[r]))
-    gain, bg = np.tile(m.channel_gain[r], (n, 1)), np.tile(m.background[r], (n, 1))
+    gain, background, sigma = m.camera(r)
+    signal = blur(signal, np.full(n, sigma))
+    gain, bg = np.tile(gain, (n, 1)), np.tile(background, (n, 1))
     return acquire(signal, gain, bg, world.config.photons, rng), labels
 
 
@@ -121,6 +122,8 @@ def _uns(world: World, kind: str, **extra: Any) -> dict[str, Any]:
         "unseen_compounds": sorted(set(tr.loc[tr["is_unseen"], K.COMPOUND])),
         "heldout_replicates": d.heldout_replicates,
         "replicate_roles": dict(d.roles),
+        "rounds": list(d.rounds),
+        "replicate_rounds": dict(d.replicate_rounds),
         "control": tr.index[0],
         "treatments": {
             "label": list(tr.index),
@@ -198,10 +201,11 @@ def summarize_config(config: SimulatorConfig) -> str:
     d = make_design(config, stream_rng(config.seed, "design"))
     n, c = len(d.samples), config
     kind = "surrogate features" if c.features_only else "rendered crops"
+    rounds = f" in {len(c.rounds)} rounds ({' + '.join(map(str, c.rounds))})" if c.rounds else ""
     return (
         f"{len(d.treatments)} treatments (DMSO + {c.n_treatments}; {len(d.unseen_treatments)} "
         f"unseen, only in replicates {', '.join(d.heldout_replicates)}) x {c.n_replicates} "
-        f"replicates: {n * c.n_morphology_cells:,} imaged cells ({kind}), "
+        f"replicates{rounds}: {n * c.n_morphology_cells:,} imaged cells ({kind}), "
         f"{n * c.n_expression_cells:,} sequenced and {n * c.n_truth_cells:,} truth cells x "
         f"{c.n_genes:,} genes; seed {c.seed}"
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .build import build_model
+from .build import add_round_effects, build_model
 from .config import SimulatorConfig
 from .design import Design, make_design
 from .model import GroundTruthModel, morphology_params, sample_state
@@ -27,6 +27,7 @@ _STREAMS = {
     "surrogate": 6,
     "sample_truth": 7,
     "images": 8,
+    "rounds": 9,
 }
 
 
@@ -45,11 +46,12 @@ def stream_rng(seed: int, stream: str, *keys: int) -> np.random.Generator:
 
 
 def make_world(config: SimulatorConfig) -> World:
-    """Design (treatments, unseen compounds, plate map) and hidden model of ``config``."""
+    """Design (treatments, unseen compounds, rounds, plate map) and hidden model of ``config``
+    (round effects drawn from their own stream)."""
     design = make_design(config, stream_rng(config.seed, "design"))
-    return World(
-        config, design, build_model(config, design.treatments, stream_rng(config.seed, "model"))
-    )
+    model = build_model(config, design.treatments, stream_rng(config.seed, "model"))
+    add_round_effects(model, config, stream_rng(config.seed, "rounds"))
+    return World(config, design, model)
 
 
 def morphology_block(
