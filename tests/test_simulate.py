@@ -22,7 +22,7 @@ from phenoseq.simulate import (
     simulate,
 )
 from phenoseq.simulate import core as sim_core
-from phenoseq.simulate.design import OBS_COLUMNS
+from phenoseq.simulate.design import OBS_COLUMNS, ROUND
 from phenoseq.writers import H5adWriter, rechunk
 
 TINY = SimulatorConfig(
@@ -58,6 +58,7 @@ def test_layout_shapes_and_obs_columns(sim):
     assert morph.X.dtype == np.float32 and np.isfinite(morph.X).all()
     assert infer_features(morph.var_names) == list(morph.var_names)
     assert sorted(morph.obs[K.REPLICATE].unique()) == ["1", "2", "3", "4"]
+    assert all(set(a.obs[ROUND]) == {"1"} for a in (morph, expr, truth))  # one round by default
     assert set(morph.obs[K.SITE]) == {1, 2, 3, 4} and set(expr.obs[K.SITE]) == {0}
     assert morph.obs.loc[morph.obs[K.TREATMENT] == "DMSO", K.DOSE].eq(0).all()
     assert morph.obs.groupby(K.SAMPLE_ID, observed=True)[K.WELL].nunique().eq(1).all()
@@ -85,6 +86,10 @@ def test_uns_records_seed_parameters_and_unseen(sim):
         assert list(info["unseen_treatments"]) == [f"{info['unseen_compounds'][0]}_{d}uM"
                                                    for d in (1, 10)]  # fmt: skip
         assert list(info["heldout_replicates"]) == ["3", "4"]
+        assert dict(info["replicate_roles"]) == {"1": "train", "2": "train", "3": "calib",
+                                                 "4": "test"}  # fmt: skip
+        assert list(info["rounds"]) == ["1"]
+        assert dict(info["replicate_rounds"]) == {r: "1" for r in "1234"}
 
 
 def test_unseen_treatments_only_in_heldout_replicates(sim):

@@ -4,10 +4,11 @@ negative-binomial counts, with a known p(expression | treatment) (docs/simulator
 from __future__ import annotations
 
 from .config import SimulatorConfig
-from .core import make_world, simulate, summarize_config
+from .core import simulate, summarize_config
 from .features import feature_names, measure_crops
 from .render import CHANNELS
 from .truth import sample_truth
+from .world import make_world
 
 __all__ = [
     "CHANNELS",

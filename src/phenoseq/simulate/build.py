@@ -232,3 +232,38 @@ def add_batch_effects(
             model.expr_batch, model.expr_well = batch, well
         else:
             model.morph_batch, model.morph_well = batch, well
+
+
+def add_round_effects(
+    model: GroundTruthModel, config: SimulatorConfig, rng: np.random.Generator
+) -> None:
+    """Experiment-round effects, set in place; nothing with one round (today's experiment).
+
+    A new round brings cells of another passage and another day at the microscope and the
+    sequencer. Any two rounds differ, on top of their replicates' effects, by
+    ``round_state_ratio`` times the median treatment effect on the hidden state (a drift of
+    every cell, seen by both modalities) and by ``round_technical_ratio`` times the median effect
+    in each output space (gene logits; morphology parameters); each round's camera gain,
+    background and blur and its library size vary on the scale ``round_acquisition_batch``.
+    ``rng`` is a stream of its own, so the replicate-level model is that of a one-round run.
+    """
+    n_k = len(config.round_sizes)
+    if n_k < 2:
+        return
+    med, sqrt2 = model.median_effect, np.sqrt(2)
+    model.replicate_round = np.array(config.replicate_round, dtype=np.int64)
+    model.round_state = _orthogonal_offsets(
+        n_k, model.basal_chol.shape[0], config.round_state_ratio * med["state"] / sqrt2, rng, False
+    )
+    tech = config.round_technical_ratio
+    model.round_expr = _orthogonal_offsets(
+        n_k, model.n_genes, tech * med["expression"] / sqrt2, rng, True
+    )
+    model.round_morph = _orthogonal_offsets(
+        n_k, len(MORPHOLOGY_PARAMS), tech * med["morphology"] / sqrt2, rng, False
+    )
+    a = config.round_acquisition_batch
+    model.round_gain = np.exp(a * rng.normal(0.0, 0.1, (n_k, N_CHANNELS)))
+    model.round_background = a * rng.uniform(-0.02, 0.02, (n_k, N_CHANNELS))
+    model.round_blur = a * rng.uniform(-0.25, 0.25, n_k)
+    model.round_library = a * rng.normal(0.0, 0.3, n_k)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ class SimulatorConfig:
     doses: tuple[float, ...] = (0.1, 1.0, 10.0)  # micromolar
     n_unseen_compounds: int = 2  # compounds present only in the held-out replicates
     n_replicates: int = 4  # roles: train x (R-2), calib, test
+    rounds: tuple[int, ...] = ()  # replicates per experiment round; () = one round of all
     n_morphology_cells: int = 48
     n_expression_cells: int = 100
     n_truth_cells: int = 300
@@ -57,6 +59,10 @@ class SimulatorConfig:
     technical_batch_ratio: float = 0.7  # replicate-to-replicate offset in each output space
     well_ratio: float = 0.1
     acquisition_batch: float = 0.5  # scale of per-replicate channel gain, background and blur
+    # experiment rounds (only with several rounds), relative to the same median treatment effects
+    round_state_ratio: float = 0.6  # round-to-round drift of the hidden state
+    round_technical_ratio: float = 1.4  # round-to-round offset in each output space
+    round_acquisition_batch: float = 1.0  # scale of per-round channel gain, background and blur
 
     # expression
     median_umis: float = 3000.0
@@ -80,6 +86,16 @@ class SimulatorConfig:
 
     def __post_init__(self) -> None:
         validate(self)
+
+    @property
+    def round_sizes(self) -> tuple[int, ...]:
+        """Replicates in each experiment round (one round of all replicates by default)."""
+        return self.rounds or (self.n_replicates,)
+
+    @property
+    def replicate_round(self) -> list[int]:
+        """Round index (0-based) of each replicate: replicates are numbered round by round."""
+        return [k for k, size in enumerate(self.round_sizes) for _ in range(size)]
 
     @property
     def n_compounds(self) -> int:
@@ -115,6 +131,27 @@ def _require(ok: bool, problem: str, fix: str) -> None:
         raise InputError(problem, fix)
 
 
+def _validate_rounds(c: SimulatorConfig) -> None:
+    if c.rounds:
+        _require(
+            all(isinstance(k, numbers.Integral) and k >= 1 for k in c.rounds),
+            f"rounds {c.rounds} must be whole numbers >= 1 (replicates per round).",
+            "pass --rounds like 4,1",
+        )
+        _require(
+            sum(c.rounds) == c.n_replicates,
+            f"rounds {c.rounds} hold {sum(c.rounds)} replicates, not {c.n_replicates}.",
+            f"use --n-replicates {sum(c.rounds)} or round sizes that sum to {c.n_replicates}",
+        )
+        _require(
+            c.rounds[0] >= 2,
+            f"round 1 has {c.rounds[0]} replicate; it needs a training and a test replicate.",
+            "give round 1 >= 2 replicates, e.g. --rounds 4,1",
+        )
+    for name in ("round_state_ratio", "round_technical_ratio", "round_acquisition_batch"):
+        _require(getattr(c, name) >= 0, f"{name} is negative.", f"use {name} >= 0")
+
+
 def validate(config: SimulatorConfig) -> SimulatorConfig:
     """Check a configuration; raise :class:`InputError` naming the bad parameter and the fix."""
     c = config
@@ -126,11 +163,13 @@ def validate(config: SimulatorConfig) -> SimulatorConfig:
         "pass --doses like 0.1,1,10",
     )
     _require(c.n_replicates >= 2, f"n_replicates={c.n_replicates} < 2.", "use --n-replicates >= 2")
+    _validate_rounds(c)
+    where = f"in round 1 (rounds={c.rounds})" if c.rounds else f"(n_replicates={c.n_replicates})"
     _require(
-        c.n_unseen_compounds == 0 or c.n_replicates >= 3,
-        f"unseen compounds need a train, a calibration and a test replicate "
-        f"(n_replicates={c.n_replicates}).",
-        "use --n-replicates >= 3 or --n-unseen-compounds 0",
+        c.n_unseen_compounds == 0 or c.round_sizes[0] >= 3,
+        f"unseen compounds need a train, a calibration and a test replicate {where}.",
+        ("give round 1 >= 3 replicates" if c.rounds else "use --n-replicates >= 3")
+        + " or --n-unseen-compounds 0",
     )
     _require(
         0 <= c.n_unseen_compounds < c.n_compounds,

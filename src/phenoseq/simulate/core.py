@@ -1,13 +1,12 @@
 """Run the simulator: generate cells block by block and write the output folder.
 
-Every random draw comes from ``default_rng([seed, stream, sample, block])``: outputs do not
-depend on ``chunk_size`` or on the order files are written in.
+Every random draw comes from a named stream of :mod:`.world`: outputs do not depend on
+``chunk_size`` or on the order files are written in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -19,55 +18,19 @@ from tqdm.auto import tqdm
 from .. import _keys as K
 from ..io import atomic_path
 from ..writers import CropWriter, H5adWriter, rechunk
-from .build import build_model
 from .config import SimulatorConfig
 from .design import Design, make_design, obs_for
 from .features import feature_names, measure_crops
-from .model import (
-    GroundTruthModel,
-    morphology_params,
-    sample_counts,
-    sample_state,
-)
+from .fields import write_fields, write_images
+from .model import morphology_params, sample_counts, sample_state
 from .render import CHANNELS, INTENSITY_SCALE, LABELS, acquire, blur, render_cells
 from .surrogate import Surrogate, fit_surrogate, surrogate_inputs
+from .world import BLOCK, World, make_world, morphology_block, stream_rng
 
-BLOCK = 256  # cells drawn with one generator; fixes the random stream whatever chunk_size is
+__all__ = ["BLOCK", "World", "make_world", "morphology_block", "simulate", "stream_rng"]
+
 STATE_KEY = "X_state"
 RESPONDER_KEY = "responder"
-_STREAMS = {
-    "design": 0,
-    "model": 1,
-    "morphology": 2,
-    "expression": 3,
-    "truth": 4,
-    "fields": 5,
-    "surrogate": 6,
-    "sample_truth": 7,
-    "images": 8,
-}
-
-
-@dataclass(frozen=True)
-class World:
-    """A configuration with its design and hidden model."""
-
-    config: SimulatorConfig
-    design: Design
-    model: GroundTruthModel
-
-
-def stream_rng(seed: int, stream: str, *keys: int) -> np.random.Generator:
-    """The generator of one named random stream (``keys``: sample, block, ...) of a seed."""
-    return np.random.default_rng([seed, _STREAMS[stream], *keys])
-
-
-def make_world(config: SimulatorConfig) -> World:
-    """Design (treatments, unseen compounds, plate map) and hidden model of ``config``."""
-    design = make_design(config, stream_rng(config.seed, "design"))
-    return World(
-        config, design, build_model(config, design.treatments, stream_rng(config.seed, "model"))
-    )
 
 
 def _blocks(design: Design, n_per_sample: int) -> Iterator[tuple[int, int, int, int, int]]:
@@ -86,20 +49,10 @@ def image_cells(
     labels ``(n, S, S)``."""
     m, n = world.model, len(params)
     signal, labels = render_cells(params, rng, world.config.crop_size)
-    signal = blur(signal, np.full(n, m.blur[r]))
-    gain, bg = np.tile(m.channel_gain[r], (n, 1)), np.tile(m.background[r], (n, 1))
+    gain, background, sigma = m.camera(r)
+    signal = blur(signal, np.full(n, sigma))
+    gain, bg = np.tile(gain, (n, 1)), np.tile(background, (n, 1))
     return acquire(signal, gain, bg, world.config.photons, rng), labels
-
-
-def morphology_block(
-    world: World, s: int, t: int, r: int, b: int, n: int
-) -> tuple[np.ndarray, np.random.Generator]:
-    """Morphology parameters of block ``b`` (``n`` cells) of sample ``s``, and its generator
-    positioned after them: rendering continues the same stream, so the feature table, the crops
-    and the rendered wells (``fields.well_images``) show the same cells."""
-    rng = stream_rng(world.config.seed, "morphology", s, b)
-    state, _ = sample_state(world.model, t, r, n, rng)
-    return morphology_params(world.model, state, t, r, rng), rng
 
 
 def morphology_blocks(world: World, surrogate: Surrogate | None = None) -> Iterator[tuple]:
@@ -169,6 +122,8 @@ def _uns(world: World, kind: str, **extra: Any) -> dict[str, Any]:
         "unseen_compounds": sorted(set(tr.loc[tr["is_unseen"], K.COMPOUND])),
         "heldout_replicates": d.heldout_replicates,
         "replicate_roles": dict(d.roles),
+        "rounds": list(d.rounds),
+        "replicate_rounds": dict(d.replicate_rounds),
         "control": tr.index[0],
         "treatments": {
             "label": list(tr.index),
@@ -246,10 +201,11 @@ def summarize_config(config: SimulatorConfig) -> str:
     d = make_design(config, stream_rng(config.seed, "design"))
     n, c = len(d.samples), config
     kind = "surrogate features" if c.features_only else "rendered crops"
+    rounds = f" in {len(c.rounds)} rounds ({' + '.join(map(str, c.rounds))})" if c.rounds else ""
     return (
         f"{len(d.treatments)} treatments (DMSO + {c.n_treatments}; {len(d.unseen_treatments)} "
         f"unseen, only in replicates {', '.join(d.heldout_replicates)}) x {c.n_replicates} "
-        f"replicates: {n * c.n_morphology_cells:,} imaged cells ({kind}), "
+        f"replicates{rounds}: {n * c.n_morphology_cells:,} imaged cells ({kind}), "
         f"{n * c.n_expression_cells:,} sequenced and {n * c.n_truth_cells:,} truth cells x "
         f"{c.n_genes:,} genes; seed {c.seed}"
     )
@@ -292,12 +248,8 @@ def simulate(
     ):
         _write_morphology(tmp, world, bar)
         if not c.features_only and c.n_fields:
-            from .fields import write_fields
-
             write_fields(tmp / "fields.zarr", world, stream_rng(c.seed, "fields"))
         if c.write_images:
-            from .fields import write_images
-
             write_images(tmp / "images", world)
         _write_counts(tmp / "expression.h5ad", world, "expression", c.n_expression_cells, bar)
         _write_counts(tmp / "truth.h5ad", world, "truth", c.n_truth_cells, bar)

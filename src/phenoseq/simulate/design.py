@@ -11,6 +11,7 @@ from .. import _keys as K
 from .config import SimulatorConfig
 
 CONTROL = "DMSO"
+ROUND = "Round"  # experiment round of a replicate: "1".."K"
 _ROWS = "BCDEFGHIJKLMNO"  # inner wells of a 384-well plate (edges left empty, as usual)
 _COLS = range(2, 24)
 OBS_COLUMNS = (
@@ -19,17 +20,23 @@ OBS_COLUMNS = (
     K.COMPOUND,
     K.DOSE,
     K.REPLICATE,
+    ROUND,
     K.PLATE,
     K.WELL,
     K.SITE,
 )
 
 
-def replicate_roles(n_replicates: int) -> list[str]:
-    """Split role of each replicate: ``train`` x (R-2), then ``calib``, then ``test``."""
-    if n_replicates == 2:
-        return ["train", "test"]
-    return ["train"] * (n_replicates - 2) + ["calib", "test"]
+def replicate_roles(n_replicates: int, rounds: tuple[int, ...] = ()) -> list[str]:
+    """Split role of each replicate: in round 1, ``train`` x (size - 2), then ``calib``, then
+    ``test`` (the held-out replicate); every replicate of a later round is ``test_round`` (the
+    held-out round). ``rounds`` gives the replicates per round (default: one round)."""
+    first = rounds[0] if rounds else n_replicates
+    if first == 2:
+        roles = ["train", "test"]
+    else:
+        roles = ["train"] * (first - 2) + ["calib", "test"]
+    return roles + ["test_round"] * (n_replicates - first)
 
 
 def dose_label(dose: float) -> str:
@@ -47,9 +54,13 @@ class Design:
         One row per treatment (DMSO first), index = treatment label; columns ``compound``,
         ``dose``, ``compound_index`` (-1 for DMSO) and ``is_unseen``.
     replicates
-        Replicate labels ``"1".."R"``.
+        Replicate labels ``"1".."R"``, numbered round by round.
     roles
         Split role of each replicate.
+    rounds
+        Experiment round labels ``"1".."K"``.
+    replicate_rounds
+        Round label of each replicate.
     samples
         One row per treatment x replicate present in the experiment: the obs columns (without
         ``Metadata_Site``) plus ``t_index`` and ``r_index``.
@@ -59,6 +70,8 @@ class Design:
     replicates: list[str]
     roles: dict[str, str]
     samples: pd.DataFrame
+    rounds: list[str]
+    replicate_rounds: dict[str, str]
 
     @property
     def unseen_treatments(self) -> list[str]:
@@ -94,7 +107,11 @@ def make_design(config: SimulatorConfig, rng: np.random.Generator) -> Design:
     unseen[rng.choice(config.n_compounds, config.n_unseen_compounds, replace=False)] = True
     treatments = _treatment_table(config, unseen)
     replicates = [str(r + 1) for r in range(config.n_replicates)]
-    roles = dict(zip(replicates, replicate_roles(config.n_replicates), strict=True))
+    roles = dict(zip(replicates, replicate_roles(config.n_replicates, config.rounds), strict=True))
+    rounds = [str(k + 1) for k in range(len(config.round_sizes))]
+    replicate_rounds = {
+        rep: rounds[k] for rep, k in zip(replicates, config.replicate_round, strict=True)
+    }
     rows = []
     for r_index, rep in enumerate(replicates):
         present = [
@@ -113,13 +130,14 @@ def make_design(config: SimulatorConfig, rng: np.random.Generator) -> Design:
                     K.COMPOUND: treatments[K.COMPOUND].iloc[t_index],
                     K.DOSE: float(treatments[K.DOSE].iloc[t_index]),
                     K.REPLICATE: rep,
+                    ROUND: replicate_rounds[rep],
                     K.PLATE: f"SIM-P{rep}{suffix}",
                     K.WELL: well,
                     "t_index": t_index,
                     "r_index": r_index,
                 }
             )
-    return Design(treatments, replicates, roles, pd.DataFrame(rows))
+    return Design(treatments, replicates, roles, pd.DataFrame(rows), rounds, replicate_rounds)
 
 
 def obs_for(design: Design, n_per_sample: int, prefix: str, n_sites: int = 0) -> pd.DataFrame:
@@ -149,8 +167,9 @@ def _categorical(obs: pd.DataFrame, design: Design) -> pd.DataFrame:
         K.TREATMENT: list(design.treatments.index),
         K.COMPOUND: list(dict.fromkeys(design.treatments[K.COMPOUND])),
         K.REPLICATE: design.replicates,
+        ROUND: design.rounds,
         K.SAMPLE_ID: list(design.samples[K.SAMPLE_ID]),
     }
-    for col in (K.SAMPLE_ID, K.TREATMENT, K.COMPOUND, K.REPLICATE, K.PLATE, K.WELL):
+    for col in (K.SAMPLE_ID, K.TREATMENT, K.COMPOUND, K.REPLICATE, ROUND, K.PLATE, K.WELL):
         obs[col] = pd.Categorical(obs[col].astype(str), categories=cats.get(col))
     return obs[list(OBS_COLUMNS)]

@@ -4,17 +4,18 @@ ground-truth nucleus and cell instance labels (for the imaging issue's segmentat
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import imageio.v3 as iio
 import numpy as np
+import pandas as pd
 import zarr
 
 from .. import _keys as K
+from .design import ROUND
 from .model import morphology_params, sample_state
 from .render import CHANNELS, INTENSITY_SCALE, acquire, blur, compose_field, render_cells
-
-if TYPE_CHECKING:
-    from .core import World
+from .world import BLOCK, World, morphology_block, stream_rng
 
 
 def _corners(field_size: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -41,9 +42,10 @@ def render_field(
     state, _ = sample_state(m, t, r, len(corners), rng)
     signal, labels = render_cells(morphology_params(m, state, t, r, rng), rng, c.crop_size)
     image, nuclei, cells = compose_field(signal, labels, corners, c.field_size)
-    image = blur(image[None], np.array([m.blur[r]]))
+    gain, background, sigma = m.camera(r)
+    image = blur(image[None], np.array([sigma]))
     return (
-        acquire(image, m.channel_gain[r][None], m.background[r][None], c.photons, rng)[0],
+        acquire(image, gain[None], background[None], c.photons, rng)[0],
         nuclei,
         cells,
     )
@@ -65,9 +67,8 @@ def write_fields(path: str | Path, world: World, rng: np.random.Generator) -> No
         images[i], nuclei[i], cells[i] = render_field(
             world, int(row["t_index"]), int(row["r_index"]), rng
         )
-        meta.append(
-            {k: str(row[k]) for k in (K.SAMPLE_ID, K.TREATMENT, K.REPLICATE, K.PLATE, K.WELL)}
-        )
+        keys = (K.SAMPLE_ID, K.TREATMENT, K.REPLICATE, ROUND, K.PLATE, K.WELL)
+        meta.append({k: str(row[k]) for k in keys})
         meta[-1]["n_cells"] = int(cells[i].max())
     group.attrs.update(
         {
@@ -84,8 +85,6 @@ def well_images(world: World, s: int) -> list[np.ndarray]:
     ``morphology.h5ad`` rows (same random stream, so same states and renders), site by site as
     ``obs['Metadata_Site']`` assigns them, on a jittered grid, then blurred and acquired as a
     whole field (replicate gain, background, blur and shot noise)."""
-    from .core import BLOCK, morphology_block, stream_rng
-
     c, m = world.config, world.model
     t, r = (int(world.design.samples[col].iloc[s]) for col in ("t_index", "r_index"))
     signals, labels = [], []
@@ -96,6 +95,7 @@ def well_images(world: World, s: int) -> list[np.ndarray]:
         labels.append(lab)
     signal, label = np.concatenate(signals), np.concatenate(labels)
     site = np.arange(c.n_morphology_cells) % c.n_sites  # as design.sites()
+    gain, background, sigma = m.camera(r)
     rng = stream_rng(c.seed, "images", s)
     out = []
     for k in range(c.n_sites):
@@ -106,19 +106,15 @@ def well_images(world: World, s: int) -> list[np.ndarray]:
         jitter = rng.integers(-(c.crop_size // 8), c.crop_size // 8 + 1, (len(idx), 2))
         corners = np.stack([spots // g, spots % g], 1) * c.crop_size + jitter
         image, _, _ = compose_field(signal[idx], label[idx], corners, size)
-        image = blur(image[None], np.array([m.blur[r]]))
-        out.append(acquire(image, m.channel_gain[r][None], m.background[r][None], c.photons,
-                           rng)[0])  # fmt: skip
+        image = blur(image[None], np.array([sigma]))
+        out.append(acquire(image, gain[None], background[None], c.photons, rng)[0])
     return out
 
 
 def write_images(folder: str | Path, world: World) -> Path:
     """Every sample's fields as 8-bit PNGs ``<plate>_<well>_s<site>_<channel>.png`` and the
-    plate map ``platemap.tsv`` (plate, well -> Sample_ID, Treatment, ... ): the input of
+    plate map ``platemap.tsv`` (plate, well -> Sample_ID, Treatment, ..., Round): the input of
     ``phenoseq featurize`` (docs/simulator.md)."""
-    import imageio.v3 as iio
-    import pandas as pd
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     samples = world.design.samples
@@ -127,7 +123,7 @@ def write_images(folder: str | Path, world: World) -> Path:
         for k, image in enumerate(well_images(world, s), start=1):
             for ch, plane in zip(CHANNELS, image, strict=True):
                 iio.imwrite(folder / f"{row[K.PLATE]}_{row[K.WELL]}_s{k}_{ch}.png", plane)
-    cols = [K.PLATE, K.WELL, K.SAMPLE_ID, K.TREATMENT, K.COMPOUND, K.DOSE, K.REPLICATE]
+    cols = [K.PLATE, K.WELL, K.SAMPLE_ID, K.TREATMENT, K.COMPOUND, K.DOSE, K.REPLICATE, ROUND]
     table = pd.DataFrame({c: samples[c].to_numpy() for c in cols if c in samples})
     table.rename(columns={K.PLATE: "plate", K.WELL: "well"}).to_csv(
         folder / "platemap.tsv", sep="\t", index=False

@@ -5,7 +5,8 @@ draw plus, for responders, a compound direction scaled by a Hill dose response. 
 low-rank nonlinear map of ``s`` to gene logits, softmax, times a library size, with NB noise.
 Morphology is a nonlinear map of ``s`` (some programs nearly invisible) to physical parameters
 that :mod:`.render` draws. Replicate and well effects are added in both output spaces, scaled to
-the median treatment effect measured in the same space.
+the median treatment effect measured in the same space; with several experiment rounds, round
+effects (a drift of the state, technical offsets, camera settings) come on top.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ N_CHANNELS = 5
 @dataclass
 class GroundTruthModel:
     """All parameters of the hidden model (arrays; ``T`` treatments with DMSO at 0, ``R``
-    replicates, ``C`` compounds, ``G`` genes, ``P`` morphology parameters, ``d`` programs)."""
+    replicates, ``K`` experiment rounds, ``C`` compounds, ``G`` genes, ``P`` morphology
+    parameters, ``d`` programs). The round arrays are empty with one round (no round effect)."""
 
     basal_chol: np.ndarray  # (d, d)
     cycle_shift: np.ndarray  # (d,)
@@ -85,6 +87,14 @@ class GroundTruthModel:
     morph_batch: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0)))
     morph_well: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0, 0)))
     median_effect: dict[str, float] = dataclasses.field(default_factory=dict)
+    replicate_round: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, int))
+    round_state: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0)))  # (K, d)
+    round_expr: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0)))  # (K, G)
+    round_morph: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0)))  # (K, P)
+    round_library: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))  # (K,)
+    round_gain: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0)))  # (K, 5)
+    round_background: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0)))
+    round_blur: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))  # (K,)
 
     def to_uns(self) -> dict[str, Any]:
         """A dict AnnData can store in ``uns``."""
@@ -92,9 +102,11 @@ class GroundTruthModel:
 
     @classmethod
     def from_uns(cls, values: dict[str, Any]) -> GroundTruthModel:
-        """Inverse of :meth:`to_uns`."""
+        """Inverse of :meth:`to_uns` (fields a file predates keep their defaults)."""
         kw = {}
         for f in dataclasses.fields(cls):
+            if f.name not in values:
+                continue
             v = values[f.name]
             kw[f.name] = {k: float(x) for k, x in v.items()} if isinstance(v, dict) else v
             if isinstance(kw[f.name], np.ndarray) and kw[f.name].ndim == 0:
@@ -104,6 +116,22 @@ class GroundTruthModel:
     @property
     def n_genes(self) -> int:
         return len(self.gene_base)
+
+    def round_of(self, r: int) -> int | None:
+        """Experiment round index of replicate ``r``; None when there are no round effects."""
+        return int(self.replicate_round[r]) if self.round_state.size else None
+
+    def camera(self, r: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """Channel gain ``(5,)``, background ``(5,)`` and blur of replicate ``r`` (its round's
+        camera settings included)."""
+        k = self.round_of(r)
+        if k is None:
+            return self.channel_gain[r], self.background[r], self.blur[r]
+        return (
+            self.channel_gain[r] * self.round_gain[k],
+            self.background[r] + self.round_background[k],
+            self.blur[r] + self.round_blur[k],
+        )
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -141,6 +169,9 @@ def sample_state(
     s0 += (rng.random(n) < model.cycling_fraction)[:, None] * model.cycle_shift
     if model.state_batch.size:
         s0 += model.state_batch[r]  # the culture of this replicate (passage, density, media)
+    k = model.round_of(r)
+    if k is not None:
+        s0 += model.round_state[k]  # the drift of the cells between experiment rounds
     c = model.treatment_compound[t]
     if c < 0:
         return s0, np.zeros(n, dtype=bool)
@@ -161,6 +192,9 @@ def expression_logits(model: GroundTruthModel, state: np.ndarray, t: int, r: int
     eta = model.gene_base + _features(state, model.expr_in, model.expr_bias) @ model.expr_loadings.T
     if model.expr_batch.size:
         eta = eta + model.expr_batch[r] + model.expr_well[t, r]
+    k = model.round_of(r)
+    if k is not None:
+        eta = eta + model.round_expr[k]
     return eta
 
 
@@ -173,6 +207,9 @@ def expression_mean(
     prob = np.exp(eta)
     prob /= prob.sum(axis=1, keepdims=True)
     log_lib = model.log_median_umis + model.library_batch[r] + state @ model.library_loading
+    k = model.round_of(r)
+    if k is not None:
+        log_lib = log_lib + model.round_library[k]
     log_lib = log_lib + model.library_sd * rng.standard_normal(len(state))
     return prob * np.exp(log_lib)[:, None]
 
@@ -206,6 +243,9 @@ def morphology_raw(model: GroundTruthModel, state: np.ndarray, t: int, r: int) -
     raw = model.morph_base + h @ model.morph_loadings.T
     if model.morph_batch.size:
         raw = raw + model.morph_batch[r] + model.morph_well[t, r]
+    k = model.round_of(r)
+    if k is not None:
+        raw = raw + model.round_morph[k]
     return raw
 
 

@@ -17,8 +17,9 @@ from .model import GroundTruthModel
 
 def surrogate_inputs(params: np.ndarray, model: GroundTruthModel, r: int) -> np.ndarray:
     """``(n, P + 11)``: morphology parameters plus replicate ``r``'s channel gains, backgrounds
-    and blur (the acquisition effects the features see)."""
-    acq = np.concatenate([model.channel_gain[r], model.background[r], [model.blur[r]]])
+    and blur (the acquisition effects the features see, its round's included)."""
+    gain, background, sigma = model.camera(r)
+    acq = np.concatenate([gain, background, [sigma]])
     return np.concatenate([params, np.broadcast_to(acq, (len(params), len(acq)))], axis=1)
 
 

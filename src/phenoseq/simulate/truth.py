@@ -13,8 +13,9 @@ import scipy.sparse as sp
 
 from .. import _keys as K
 from ..errors import InputError
-from .core import stream_rng
+from .design import ROUND
 from .model import GroundTruthModel, sample_counts, sample_state
+from .world import stream_rng
 
 TRUTH_FILE = "truth.h5ad"
 _BLOCK = 4096
@@ -52,12 +53,13 @@ def _obs(info: dict[str, Any], t: int, r: int, n: int) -> pd.DataFrame:
         K.COMPOUND: str(tr[K.COMPOUND][t]),
         K.DOSE: float(tr[K.DOSE][t]),
         K.REPLICATE: rep,
+        ROUND: str(info.get("replicate_rounds", {}).get(rep, "1")),
         K.PLATE: plate,
         K.WELL: well,
         K.SITE: 0,
     }
     obs = pd.DataFrame([row] * n, index=pd.Index([f"s{i:07d}" for i in range(n)]))
-    for col in (K.SAMPLE_ID, K.TREATMENT, K.COMPOUND, K.REPLICATE, K.PLATE, K.WELL):
+    for col in (K.SAMPLE_ID, K.TREATMENT, K.COMPOUND, K.REPLICATE, ROUND, K.PLATE, K.WELL):
         obs[col] = obs[col].astype("category")
     return obs
 
@@ -65,7 +67,8 @@ def _obs(info: dict[str, Any], t: int, r: int, n: int) -> pd.DataFrame:
 def sample_truth(
     directory: str | Path, treatment: str, replicate: str | int, n: int, seed: int = 0
 ) -> ad.AnnData:
-    """Draw ``n`` new cells of ``treatment`` in ``replicate`` from the simulation's true model.
+    """Draw ``n`` new cells of ``treatment`` in ``replicate`` from the simulation's true model
+    (the replicate's effects and those of its experiment round included).
 
     Parameters
     ----------
@@ -84,7 +87,8 @@ def sample_truth(
     Returns
     -------
     AnnData ``"n n_genes"``: integer counts in ``X`` (CSR float32), the obs columns of
-    ``expression.h5ad`` plus ``responder``, hidden states in ``obsm['X_state']``.
+    ``expression.h5ad`` (``Round`` included) plus ``responder``, hidden states in
+    ``obsm['X_state']``.
     """
     info = read_truth_info(directory)
     model = GroundTruthModel.from_uns(info["model"])
