@@ -11,9 +11,13 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from conftest import SMALL, fast, write_pair
 from phenoseq.cli import main
+from phenoseq.config import InputConfig
+from phenoseq.data import SplitConfig
 from phenoseq.demo import run_demo
 from phenoseq.errors import InputError
+from phenoseq.model import PhenoSeqModel, train_model
 from phenoseq.uncertainty import (
     Calibration,
     auroc,
@@ -21,6 +25,7 @@ from phenoseq.uncertainty import (
     conformal_quantile,
     coverage,
     parse_levels,
+    score_summary,
 )
 from test_demo import tiny
 
@@ -208,3 +213,82 @@ def test_evaluate_scores_the_summary_and_the_report_draws_it(run, tmp_path, caps
           "--figures", str(tmp_path / "fig")])  # fmt: skip
     assert "id='reliability'" in (tmp_path / "r.html").read_text()
     assert (tmp_path / "fig" / "reliability.png").exists()
+
+
+def test_end_to_end_coverage_recomputed_from_the_summary_file(tmp_path):
+    """Tiny model -> ``phenoseq calibrate`` -> ``phenoseq generate --summary`` (with the cells,
+    same seed, ``--n-cells`` = draws x cells per draw, so the written cells are the summary's
+    draws). From the files alone, independently of phenoseq.uncertainty: the intervals are
+    the calibration's multipliers (per gene, or pooled where the groups are too few) times
+    ``sd + eps`` of the draws around their mean, for the pseudo-bulk and the delta vs the
+    control; the coverage recomputed against real pseudo-bulks computed here (normalize_total
+    1e4 + log1p of the counts, mean per group) equals what ``score_summary`` and
+    ``phenoseq evaluate --summary`` report."""
+    m, e = write_pair(tmp_path, n_treatments=6, n_reps=3, n_cells=8, n_genes=5)
+    split = SplitConfig("replicate", calib=("2",), test=("3",))
+    model = tmp_path / "model"
+    train_model(InputConfig(m, e, control="DMSO", split=split), model, SMALL, fast(),
+                progress=False)  # fmt: skip
+    k, n, levels = 4, 3, ("0.5", "0.8", "0.9")
+    draws = ["--n-draws", str(k), "--cells-per-draw", str(n)]
+    main(["calibrate", "--model", str(model), *draws, "--levels", ",".join(levels)])
+    cal = json.loads((model / "calibration.json").read_text())
+    assert cal["n_groups"] == 6 and cal["levels"] == [0.5, 0.8, 0.9]
+    # 6 calibration groups: per-gene multipliers at 0.5 and 0.8, too few for 0.9 (pooled)
+    assert cal["q_bulk_gene"][0] is not None and cal["q_bulk_gene"][1] is not None
+    assert cal["q_bulk_gene"][2] is None and cal["q_delta_gene"][2] is None
+    morph, expr = ad.read_h5ad(m), ad.read_h5ad(e)
+    held_m, held_e = tmp_path / "held_m.h5ad", tmp_path / "held_e.h5ad"
+    morph[morph.obs["Replicate"] == "3"].copy().write_h5ad(held_m)
+    expr = expr[expr.obs["Replicate"] == "3"].copy()
+    expr.write_h5ad(held_e)
+    main(["generate", "--model", str(model), "--morphology", str(held_m), "--out",
+          str(tmp_path / "g.h5ad"), "--n-cells", str(k * n), "--steps", "3", *draws,
+          "--levels", ",".join(levels), "--summary", str(tmp_path / "s.h5ad")])  # fmt: skip
+    s, g = ad.read_h5ad(tmp_path / "s.h5ad"), ad.read_h5ad(tmp_path / "g.h5ad")
+    groups = s.obs_names.tolist()
+    assert groups == sorted(f"{t}_R3" for t in ("DMSO", "T1", "T2", "T3", "T4", "T5"))
+    assert s.uns["phenoseq"]["intervals"] == "conformal"
+
+    def log_norm(x: np.ndarray) -> np.ndarray:
+        return np.log1p(x / x.sum(axis=1, keepdims=True) * 1e4)
+
+    counts = expr.X.toarray() if hasattr(expr.X, "toarray") else np.asarray(expr.X)
+    real = pd.DataFrame(log_norm(counts.astype(np.float64)), columns=expr.var_names)
+    real = real.groupby(expr.obs["Sample_ID"].to_numpy()).mean().loc[groups]
+    # the draws: each group's K x N written cells, one pseudo-bulk per N
+    generated = g.X.toarray().astype(np.float64)
+    np.testing.assert_allclose(g.layers["log1p"], log_norm(generated), rtol=1e-5, atol=1e-6)
+    of_group = g.obs["phenoseq_group"].to_numpy()
+    values = np.stack([g.layers["log1p"][of_group == name].astype(np.float64)
+                       .reshape(k, n, -1).mean(axis=1) for name in groups])  # fmt: skip
+    ctrl = s.obs["control_group"]
+    have = [name for name in groups if ctrl[name] and ctrl[name] != name]
+    assert len(have) == 5 and set(ctrl[have]) == {"DMSO_R3"}
+    deltas = np.stack([values[groups.index(h)] - values[groups.index(ctrl[h])] for h in have])
+    real_delta = real.loc[have].to_numpy() - real.loc[ctrl[have].to_numpy()].to_numpy()
+    rows = [groups.index(h) for h in have]
+    np.testing.assert_allclose(s.layers["mean"], values.mean(axis=1), rtol=1e-5, atol=1e-6)
+    mine: dict[str, dict[str, float]] = {"pseudobulk/seen": {}, "delta/seen": {}}
+    for i, lv in enumerate(levels):
+        for key, kind, v, truth, prefix, sel in (
+            ("pseudobulk/seen", "bulk", values, real.to_numpy(), "", slice(None)),
+            ("delta/seen", "delta", deltas, real_delta, "delta_", rows),
+        ):
+            per_gene = cal[f"q_{kind}_gene"][i]
+            q = np.asarray(per_gene) if per_gene is not None else cal[f"q_{kind}"][i]
+            eps = cal["eps" if kind == "bulk" else "eps_delta"]
+            centre, half = v.mean(axis=1), q * (v.std(axis=1, ddof=1) + eps)
+            lo, hi = s.layers[f"{prefix}lower_{lv}"][sel], s.layers[f"{prefix}upper_{lv}"][sel]
+            np.testing.assert_allclose(lo, centre - half, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(hi, centre + half, rtol=1e-5, atol=1e-5)
+            mine[key][lv] = float(((truth >= lo) & (truth <= hi)).mean())
+    reported = score_summary(PhenoSeqModel.load(model), s, expr)["coverage"]
+    assert set(reported) == set(mine)  # every treatment was seen in training: no unseen subset
+    for key, cov in mine.items():
+        assert {lv: c["coverage"] for lv, c in reported[key].items()} == cov, key
+    main(["evaluate", "--model", str(model), "--generated", str(tmp_path / "g.h5ad"),
+          "--expression", str(held_e), "--morphology", str(held_m), "--summary",
+          str(tmp_path / "s.h5ad"), "--out", str(tmp_path / "m.json"), "--quiet"])  # fmt: skip
+    cli = json.loads((tmp_path / "m.json").read_text())["uncertainty"]["coverage"]
+    assert {key: {lv: c["coverage"] for lv, c in cov.items()} for key, cov in cli.items()} == mine
