@@ -139,12 +139,21 @@ def test_calibrate_a_backed_model(tmp_path):
 
 def test_evaluate_a_backed_model(tmp_path, files, monkeypatch):
     """Evaluating a model trained --backed reads a bounded per-group sample of its training
-    cells (here capped at 4 per group) instead of the whole file."""
+    cells (here capped at 4 of the 10 per group) instead of the whole file: the training cells
+    the scoring receives are 4 distinct real cells of every training group."""
     import phenoseq.evaluate.run as run_mod
     from phenoseq.evaluate.run import evaluate
 
     torch.set_num_threads(1)
     monkeypatch.setattr(run_mod, "BACKED_TRAIN_CELLS_PER_GROUP", 4)
+    received = []
+
+    def score(data, *args, **kw):
+        received.append(data)
+        return real_score(data, *args, **kw)
+
+    real_score = run_mod.score
+    monkeypatch.setattr(run_mod, "score", score)
     model = train_model(inputs(files, backed=True), tmp_path / "model", SMALL, fast(),
                         progress=False)  # fmt: skip
     morph, expr = ad.read_h5ad(files[0]), ad.read_h5ad(files[1])
@@ -154,6 +163,18 @@ def test_evaluate_a_backed_model(tmp_path, files, monkeypatch):
     ev = evaluate(model, gen, e_test, m_test, k=3, progress=False)
     assert np.isfinite(ev.metrics["model"]["energy_distance"]["all"]["value"])
     assert "train_mean" in ev.metrics["baselines"]
+    (train,) = [d.expr_train for d in received]
+    groups, counts = np.unique(train.groups, return_counts=True)
+    want = sorted(f"{t}_R{r}" for t in ("DMSO", "T1", "T2") for r in (1, 2))
+    assert groups.tolist() == want and (counts == 4).all(), dict(zip(groups, counts, strict=True))
+    counts_x = expr.X.toarray().astype(np.float64)
+    real = np.log1p(counts_x / counts_x.sum(axis=1, keepdims=True) * 1e4)
+    for g in want:  # 4 distinct real cells of that group
+        pool = real[(expr.obs["Sample_ID"] == g).to_numpy()]
+        rows = train.x[train.groups == g]
+        match = [np.flatnonzero(np.abs(pool - row).max(axis=1) < 1e-9) for row in rows]
+        assert all(len(m) == 1 for m in match), g
+        assert len({int(m[0]) for m in match}) == 4, g
 
 
 def test_open_backed_reads_only_obs_var_and_refuses_csc(tmp_path, files):

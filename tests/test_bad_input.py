@@ -47,7 +47,8 @@ def write_pair(tmp_path: Path, morph=None, expr=None) -> tuple[Path, Path]:
 def assert_one_line(code: int, err: str, *needles: str) -> None:
     assert code == 2
     assert "\n" not in err and "Traceback" not in err, err
-    assert err.startswith("error: ") and "Fix:" in err or "error: " in err
+    assert err.startswith("error: "), err
+    assert "Fix: " in err, f"no fix in: {err}"
     for n in needles:
         assert n in err, (n, err)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -33,6 +34,14 @@ def test_two_process_ddp_matches_one_process(tiny_files, tmp_path):
         env=env, capture_output=True, text=True,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
+    # what torch.distributed reported in each process: both joined one group of two
+    single = json.loads((tmp_path / "one.ranksingle.json").read_text())
+    assert single == {"initialized": False}
+    seen = {int(f.name.split(".rank")[1].removesuffix(".json")): json.loads(f.read_text())
+            for f in tmp_path.glob("two.rank*.json")}  # fmt: skip
+    assert sorted(seen) == [0, 1], seen
+    for rank, s in seen.items():
+        assert s == {"initialized": True, "rank": rank, "world_size": 2, "backend": "gloo"}, s
     a = load_file(one / "weights.safetensors")
     b = load_file(two / "weights.safetensors")
     assert a.keys() == b.keys()

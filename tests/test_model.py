@@ -53,22 +53,38 @@ def test_train_generate_save_load(tmp_path, files):
 
 
 def test_resume_equals_uninterrupted(tmp_path, files):
+    """Killed at diffusion step 4 (a checkpoint), the resumed run executes exactly the steps
+    that were left (diffusion 5-8, no autoencoder step) and ends with the uninterrupted run's
+    weights. Weight equality alone cannot tell a resume from a silent restart (training is
+    deterministic), so the steps each run executes are recorded too."""
     torch.set_num_threads(1)
     cfg = fast(ae_steps=4, max_steps=8, checkpoint_every=4)
-    full = train_model(inputs(files), tmp_path / "full", SMALL, cfg, progress=False)
+    steps: list[tuple[str, int]] = []
+    full = train_model(inputs(files), tmp_path / "full", SMALL, cfg, progress=False,
+                       on_step=lambda phase, step: steps.append((phase, step)))  # fmt: skip
+    every = [("autoencoder", s) for s in range(1, 5)] + [("diffusion", s) for s in range(1, 9)]
+    assert steps == every
 
     class Killed(Exception):
         pass
 
     def kill(phase: str, step: int) -> None:
+        steps.append((phase, step))
         if phase == "diffusion" and step == 4:
             raise Killed
 
+    steps.clear()
     with pytest.raises(Killed):
         train_model(inputs(files), tmp_path / "resumed", SMALL, cfg, progress=False, on_step=kill)
+    assert steps == every[:8]  # killed right after the step-4 checkpoint
     assert not (tmp_path / "resumed").exists() and (tmp_path / ".resumed.checkpoint").exists()
+    steps.clear()
     resumed = train_model(inputs(files), tmp_path / "resumed", SMALL, cfg, resume=True,
-                          progress=False)  # fmt: skip
+                          progress=False, on_step=lambda p, s: steps.append((p, s)))  # fmt: skip
+    assert steps == every[8:], "the resumed run must execute exactly the remaining steps"
+    # the history records the same steps (its running loss restarts with the resumed process)
+    assert [r["step"] for r in resumed.history["diffusion"]] == [3, 6, 8]
+    assert [r["step"] for r in full.history["diffusion"]] == [3, 6, 8]
     for (k, a), (_, b) in zip(full.diffusion.state_dict().items(),
                               resumed.diffusion.state_dict().items(), strict=True):  # fmt: skip
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)

@@ -72,7 +72,8 @@ def _check_values(given: Mapping[str, Sequence[str]], known: set[str], what: str
             )
         for v in values:
             if v in seen:
-                raise InputError(f"{what} '{v}' is given to both --{seen[v]} and --{role}.")
+                raise InputError(f"{what} '{v}' is given to both --{seen[v]} and --{role}.",
+                                 f"pass '{v}' to --{seen[v]} or to --{role}, not both")  # fmt: skip
             seen[v] = role
 
 
