@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "phenoseq"
 #: the data flow, bottom to top; a module may import its own package and anything below it
 TIERS: tuple[tuple[str, ...], ...] = (
-    ("_keys", "_version", "errors", "config", "io", "writers"),
+    ("_keys", "_version", "_lazy", "errors", "config", "io", "writers"),
     ("data",),
     ("nn", "simulate", "imaging"),
     ("train",),

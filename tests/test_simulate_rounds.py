@@ -141,3 +141,18 @@ def test_bad_rounds_raise_one_line_with_a_fix(change):
     with pytest.raises(InputError) as exc:
         SimulatorConfig(**change)
     assert exc.value.fix and "\n" not in str(exc.value)
+
+
+def test_cli_rounds_flag_sets_the_replicates(tmp_path):
+    from phenoseq.cli._data import simulator_config
+
+    names = ("n_treatments", "n_unseen_compounds", "n_truth_cells", "n_genes", "n_fields",
+             "chunk_size", "n_replicates", "doses", "n_cells_per_sample", "n_morphology_cells",
+             "n_expression_cells")  # fmt: skip
+    flags = dict.fromkeys(names)
+    cfg = simulator_config(flags | {"seed": 1, "features_only": True, "images": False,
+                                    "rounds": "4,1"})  # fmt: skip
+    assert cfg.rounds == (4, 1) and cfg.n_replicates == 5 and cfg.seed == 1
+    with pytest.raises(InputError, match="rounds \\(4, 1\\) hold 5 replicates, not 4"):
+        simulator_config(flags | {"seed": 0, "features_only": True, "images": False,
+                                  "rounds": "4,1", "n_replicates": 4})  # fmt: skip

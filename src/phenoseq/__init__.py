@@ -12,12 +12,10 @@ Each name below lives in the module it is listed with; docs/architecture.md maps
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from ._lazy import lazy_exports
 from ._version import __version__
 
-_EXPORTS = {
+__getattr__, __dir__, __all__ = lazy_exports(globals(), {
     "InputConfig": "phenoseq.config", "SplitConfig": "phenoseq.config",
     "ModelConfig": "phenoseq.config", "DiffusionConfig": "phenoseq.config",
     "TrainConfig": "phenoseq.config", "SampleConfig": "phenoseq.config",
@@ -29,18 +27,5 @@ _EXPORTS = {
     "suggest": "phenoseq.uncertainty", "evaluate": "phenoseq.evaluate.run",
     "write_report": "phenoseq.report.html", "simulate": "phenoseq.simulate",
     "featurize_images": "phenoseq.imaging",
-}  # fmt: skip
-
-__all__ = ["__version__", *_EXPORTS]
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'phenoseq' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+})  # fmt: skip
+__all__ = ["__version__", *__all__]

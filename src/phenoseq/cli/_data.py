@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from ..config import InputConfig
+import typer
+
+from ..config import InputConfig, default
 from ..errors import InputError
+from ..simulate.config import SimulatorConfig
 from ._app import Platemap, Quiet, app, console
 from ._options import csv, opt, with_inputs
 
@@ -189,76 +192,67 @@ def _doses(value: str | None) -> tuple[float, ...] | None:
                          "pass e.g. 0.1,1,10") from exc  # fmt: skip
 
 
+def _sim(flag: str, help: str) -> typer.models.OptionInfo:
+    """A simulator flag; its default is the :class:`SimulatorConfig` field's."""
+    name = flag[2:].replace("-", "_")
+    return opt(flag, help=help, default_value=default(SimulatorConfig, name))
+
+
 @app.command()
 def simulate(
     out: Annotated[Path, opt("--out", help="Folder to write (replaced if it exists).")],
-    seed: Annotated[
-        int, opt("--seed", help="Random seed (same seed, same files).", default_value=0)
-    ] = 0,
-    n_treatments: Annotated[
-        int | None,
-        opt("--n-treatments", help="Treatments besides DMSO (compound x dose).", default_value=30),
-    ] = None,
-    n_replicates: Annotated[
-        int | None,
-        opt("--n-replicates", help="Replicates: train x (R-2), calib, test.", default_value=4),
-    ] = None,
-    n_unseen_compounds: Annotated[
-        int | None,
-        opt(
-            "--n-unseen-compounds",
-            help="Compounds only in the held-out replicates.",
-            default_value=2,
-        ),
-    ] = None,
-    doses: Annotated[
-        str | None, opt("--doses", help="Doses in uM, comma-separated.", default_value="0.1,1,10")
-    ] = None,
-    n_cells_per_sample: Annotated[
-        int | None,
-        opt("--n-cells-per-sample", help="Imaged and sequenced cells per sample (sets both)."),
-    ] = None,
-    n_morphology_cells: Annotated[
-        int | None, opt("--n-morphology-cells", help="Imaged cells per sample.", default_value=48)
-    ] = None,
-    n_expression_cells: Annotated[
-        int | None,
-        opt("--n-expression-cells", help="Sequenced cells per sample.", default_value=100),
-    ] = None,
-    n_truth_cells: Annotated[
-        int | None,
-        opt("--n-truth-cells", help="Truth cells per treatment x replicate.", default_value=300),
-    ] = None,
-    n_genes: Annotated[int | None, opt("--n-genes", help="Genes.", default_value=500)] = None,
-    n_fields: Annotated[
-        int | None, opt("--n-fields", help="Whole fields of view to render.", default_value=8)
-    ] = None,
-    features_only: Annotated[
-        bool, opt("--features-only", help="No pixels: surrogate features, streamed.")
-    ] = False,
-    images: Annotated[
-        bool, opt("--images", help="Also write every sample's fields (PNG) + platemap.tsv.")
-    ] = False,
-    chunk_size: Annotated[
-        int | None,
-        opt("--chunk-size", help="Cells generated and written per step.", default_value=2048),
-    ] = None,
+    seed: Annotated[int, _sim("--seed", "Random seed (same seed, same files).")] = 0,
+    n_treatments: Annotated[int | None, _sim("--n-treatments", "Treatments besides DMSO "
+                            "(compound x dose).")] = None,
+    n_replicates: Annotated[int | None, _sim("--n-replicates", "Replicates: train x (R-2), "
+                            "calib, test (default with --rounds: their sum).")] = None,
+    rounds: Annotated[str | None, _sim("--rounds", "Experiment rounds: replicates per round, "
+                      "comma-separated, e.g. 4,1 (round 2 = a held-out round).")] = None,
+    n_unseen_compounds: Annotated[int | None, _sim("--n-unseen-compounds", "Compounds only in "
+                                  "the held-out replicates.")] = None,
+    doses: Annotated[str | None, _sim("--doses", "Doses in uM, comma-separated.")] = None,
+    n_cells_per_sample: Annotated[int | None, opt("--n-cells-per-sample", help="Imaged and "
+                                  "sequenced cells per sample (sets both).")] = None,
+    n_morphology_cells: Annotated[int | None, _sim("--n-morphology-cells", "Imaged cells per "
+                                  "sample.")] = None,
+    n_expression_cells: Annotated[int | None, _sim("--n-expression-cells", "Sequenced cells per "
+                                  "sample.")] = None,
+    n_truth_cells: Annotated[int | None, _sim("--n-truth-cells", "Truth cells per treatment x "
+                             "replicate.")] = None,
+    n_genes: Annotated[int | None, _sim("--n-genes", "Genes.")] = None,
+    n_fields: Annotated[int | None, _sim("--n-fields", "Whole fields of view to render.")] = None,
+    features_only: Annotated[bool, opt("--features-only", help="No pixels: surrogate features, "
+                             "streamed.")] = False,
+    images: Annotated[bool, opt("--images", help="Also write every sample's fields (PNG) + "
+                      "platemap.tsv.")] = False,
+    chunk_size: Annotated[int | None, _sim("--chunk-size", "Cells generated and written per "
+                          "step.")] = None,
     quiet: Quiet = False,
-) -> None:
+) -> None:  # fmt: skip
     """Simulate a paired dataset with a known answer (defaults: docs/simulator.md)."""
-    from ..simulate import SimulatorConfig, summarize_config
     from ..simulate import simulate as run_simulation
+    from ..simulate import summarize_config
 
-    each = n_cells_per_sample  # the per-modality flags win over it
-    flags = {
-        "n_treatments": n_treatments, "n_replicates": n_replicates,
-        "n_unseen_compounds": n_unseen_compounds, "n_truth_cells": n_truth_cells,
-        "n_genes": n_genes, "n_fields": n_fields, "chunk_size": chunk_size, "doses": _doses(doses),
-        "n_morphology_cells": n_morphology_cells if n_morphology_cells is not None else each,
-        "n_expression_cells": n_expression_cells if n_expression_cells is not None else each,
-    }  # fmt: skip
-    config = SimulatorConfig(seed=seed, features_only=features_only, write_images=images,
-                             **{k: v for k, v in flags.items() if v is not None})  # fmt: skip
+    config = simulator_config(locals())
     path = run_simulation(out, config, progress=not quiet)
     console.print(summarize_config(config), soft_wrap=True, highlight=False)
     console.print(f"written to {path}", soft_wrap=True, highlight=False)
+
+
+def simulator_config(flags: dict) -> SimulatorConfig:
+    """The :class:`SimulatorConfig` of ``simulate``'s flags (None: the config's default)."""
+    each = flags["n_cells_per_sample"]  # the per-modality flags win over it
+    rounds = tuple(int(v) for v in csv(flags["rounds"])) if flags["rounds"] else None
+    n_rep = flags["n_replicates"] if flags["n_replicates"] or not rounds else sum(rounds)
+    given = {k: flags[k] for k in ("n_treatments", "n_unseen_compounds", "n_truth_cells",
+                                   "n_genes", "n_fields", "chunk_size")}  # fmt: skip
+    given |= {
+        "n_replicates": n_rep, "rounds": rounds, "doses": _doses(flags["doses"]),
+        "n_morphology_cells": each if flags["n_morphology_cells"] is None
+        else flags["n_morphology_cells"],
+        "n_expression_cells": each if flags["n_expression_cells"] is None
+        else flags["n_expression_cells"],
+    }  # fmt: skip
+    return SimulatorConfig(seed=flags["seed"], features_only=flags["features_only"],
+                           write_images=flags["images"],
+                           **{k: v for k, v in given.items() if v is not None})  # fmt: skip

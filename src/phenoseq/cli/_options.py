@@ -36,7 +36,7 @@ from ..errors import InputError
 
 def shown(value: Any) -> str | None:
     """How a default reads in ``--help`` (None: not shown)."""
-    if value is None:
+    if value is None or value == ():
         return None
     if isinstance(value, bool):
         return "on" if value else "off"

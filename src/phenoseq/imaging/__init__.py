@@ -1,34 +1,16 @@
-"""Cell Painting images -> per-cell morphology (``phenoseq featurize``; docs/imaging.md)."""
+"""Cell Painting images -> per-cell morphology (``phenoseq featurize``; docs/imaging.md).
 
-from .featurize import FeaturizeConfig, featurize, featurize_field, featurize_images, find_fields
-from .fields import (
-    CHANNELS,
-    Field,
-    discover_fields,
-    fields_from_loaddata,
-    parse_channel_map,
-    read_field,
-)
-from .measure import crops, measure_cp, measure_fast
-from .segment import SegmentConfig, labels_from_outlines, object_f1, segment
+Names load on first use (the measurement code imports scikit-image and Dask)."""
 
-__all__ = [
-    "CHANNELS",
-    "FeaturizeConfig",
-    "Field",
-    "SegmentConfig",
-    "crops",
-    "discover_fields",
-    "featurize",
-    "featurize_field",
-    "featurize_images",
-    "fields_from_loaddata",
-    "find_fields",
-    "labels_from_outlines",
-    "measure_cp",
-    "measure_fast",
-    "object_f1",
-    "parse_channel_map",
-    "read_field",
-    "segment",
-]
+from __future__ import annotations
+
+from .._lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(globals(), {
+    "FeaturizeConfig": ".featurize", "featurize": ".featurize", "featurize_field": ".featurize",
+    "featurize_images": ".featurize", "find_fields": ".featurize", "CHANNELS": ".fields",
+    "Field": ".fields", "discover_fields": ".fields", "fields_from_loaddata": ".fields",
+    "parse_channel_map": ".fields", "read_field": ".fields", "crops": ".measure",
+    "measure_cp": ".measure", "measure_fast": ".measure", "SegmentConfig": ".segment",
+    "labels_from_outlines": ".segment", "object_f1": ".segment", "segment": ".segment",
+})  # fmt: skip

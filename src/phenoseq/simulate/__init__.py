@@ -1,22 +1,14 @@
 """The ground-truth paired simulator: hidden cell state -> rendered Cell Painting cells and
-negative-binomial counts, with a known p(expression | treatment) (docs/simulator.md)."""
+negative-binomial counts, with a known p(expression | treatment) (docs/simulator.md).
+
+Names load on first use, so ``phenoseq.simulate.config`` alone stays light."""
 
 from __future__ import annotations
 
-from .config import SimulatorConfig
-from .core import simulate, summarize_config
-from .features import feature_names, measure_crops
-from .render import CHANNELS
-from .truth import sample_truth
-from .world import make_world
+from .._lazy import lazy_exports
 
-__all__ = [
-    "CHANNELS",
-    "SimulatorConfig",
-    "feature_names",
-    "make_world",
-    "measure_crops",
-    "sample_truth",
-    "simulate",
-    "summarize_config",
-]
+__getattr__, __dir__, __all__ = lazy_exports(globals(), {
+    "CHANNELS": ".render", "SimulatorConfig": ".config", "feature_names": ".features",
+    "make_world": ".world", "measure_crops": ".features", "sample_truth": ".truth",
+    "simulate": ".core", "summarize_config": ".core",
+})  # fmt: skip
