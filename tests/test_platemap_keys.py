@@ -38,3 +38,37 @@ def test_metadata_prefixed_keys_pair_with_plain_ones():
     assert paired.groups.equals(plain.groups)
     np.testing.assert_array_equal(paired.morphology.obs["phenoseq_group"],
                                   plain.morphology.obs["phenoseq_group"])  # fmt: skip
+
+
+def _renamed_pair():
+    """A pycytominer-style morphology (Metadata_broad_sample, Metadata_Plate) and an expression
+    file naming the same things perturbation / replicate: no shared column names."""
+    morph, expr = tiny_pair()
+    morph.obs = morph.obs.rename(columns={"Treatment": "Metadata_broad_sample",
+                                          "Replicate": "Metadata_Plate"}).drop(
+        columns=["Sample_ID"])  # fmt: skip
+    expr.obs = expr.obs.rename(columns={"Treatment": "perturbation", "Replicate": "replicate"})
+    return morph, expr.copy()
+
+
+def test_pair_keys_with_different_names_in_the_two_files():
+    morph, expr = _renamed_pair()
+    key = ("Metadata_broad_sample=perturbation", "Metadata_Plate=replicate")
+    split = SplitConfig("replicate", "Metadata_Plate=replicate", test=("3",))
+    paired = pair_by_treatment(morph, expr, key, control="DMSO", split=split)
+    plain = pair_by_treatment(*tiny_pair(), ("Treatment", "Replicate"), control="DMSO",
+                              split=SplitConfig("replicate", test=("3",)))  # fmt: skip
+    assert paired.label_key == "Metadata_broad_sample"  # default: the first pair column
+    assert paired.groups["label"].tolist() == plain.groups["label"].tolist()
+    assert paired.groups["role"].tolist() == plain.groups["role"].tolist()
+    assert paired.expression_columns == {"Metadata_broad_sample": "perturbation",
+                                         "Metadata_Plate": "replicate"}  # fmt: skip
+
+
+def test_control_missing_from_the_label_names_the_label_key_fix():
+    morph, expr = tiny_pair()
+    morph.obs["well_type"] = np.where(morph.obs["Treatment"] == "DMSO", "negcon", "trt")
+    with pytest.raises(InputError, match="Fix: pass --label-key Treatment"):
+        pair_by_treatment(morph, expr, ("Sample_ID",), label_key="Replicate", control="DMSO")
+    with pytest.raises(InputError, match="Fix: pass --control with an existing label"):
+        pair_by_treatment(morph, expr, ("Sample_ID",), control="DMSO_missing")

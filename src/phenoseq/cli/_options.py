@@ -95,15 +95,18 @@ INPUT_FLAGS: dict[str, tuple[Any, Any]] = {  # name -> (annotation, default)
     "backed": (bool | None, opt("--backed/--in-memory", help="Keep expression X on disk and "
                "read it in blocks (default: backed when the dense X would exceed 4 GiB).")),
     "pair_key": (str | None, opt("--pair-key", help="Column(s) pairing the modalities, "
-                 "comma-separated.", default_value=default(InputConfig, "pair_key"))),
-    "label_key": (str | None, opt("--label-key", help="Treatment label column (default: "
-                  f"{K.TREATMENT} if present, else the pair key).")),
+                 "comma-separated; MORPH_COL=EXPR_COL for a column the two files name "
+                 "differently.", default_value=default(InputConfig, "pair_key"))),
+    "label_key": (str | None, opt("--label-key", help="Treatment label column (MORPH_COL="
+                  f"EXPR_COL if named differently; default: {K.TREATMENT} if both files have "
+                  "it, else the first pair column).")),
     "control": (str | None, opt("--control", help="Label of the control treatment, e.g. "
                 "DMSO.")),
     "split": (str | None, opt("--split", help="none | replicate | treatment.",
               default_value=default(_S, "kind"))),
     "replicate_key": (str | None, opt("--replicate-key", help="Replicate column for --split "
-                      "replicate.", default_value=default(_S, "replicate_key"))),
+                      "replicate (MORPH_COL=EXPR_COL if named differently).",
+                      default_value=default(_S, "replicate_key"))),
     "val": (str | None, opt("--val", help="Validation replicates or treatments, "
             "comma-separated.")),
     "calib": (str | None, opt("--calib", help="Calibration replicates or treatments, "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import anndata as ad
 import numpy as np
@@ -31,6 +31,8 @@ class PairedData:
     pair_key: tuple[str, ...]
     label_key: str
     control: str | None
+    # key columns named differently in the expression: canonical (morphology) name -> its name
+    expression_columns: dict[str, str] = field(default_factory=dict)
 
     @property
     def shared(self) -> list[str]:
@@ -49,6 +51,23 @@ def with_key_aliases(obs: pd.DataFrame, names: Sequence[str | None]) -> pd.DataF
         alt = name[len(K.META_PREFIX) :] if name.startswith(K.META_PREFIX) else K.META_PREFIX + name
         if alt in obs.columns:
             add[name] = obs[alt]
+    return obs.assign(**add) if add else obs
+
+
+def split_key(spec: str) -> tuple[str, str]:
+    """``MORPH_COL=EXPR_COL`` -> the column in each modality; a bare name is the same in both."""
+    morph, _, expr = spec.partition("=")
+    morph, expr = morph.strip(), (expr or morph).strip()
+    if not morph or not expr:
+        raise InputError(f"key '{spec}' names no column on one side.",
+                         "write MORPH_COL=EXPR_COL, or one name for both files")  # fmt: skip
+    return morph, expr
+
+
+def with_expression_columns(obs: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """``obs`` of an expression file plus the canonical (morphology-side) name of every key
+    column it names differently (``columns``: canonical -> expression name)."""
+    add = {m: obs[e] for m, e in columns.items() if m not in obs.columns and e in obs.columns}
     return obs.assign(**add) if add else obs
 
 
@@ -97,10 +116,13 @@ def pair_by_treatment(
     Parameters
     ----------
     pair_key
-        Column(s) present in both ``obs``; rows with equal values form one pairing group.
+        Column(s) pairing the modalities; rows with equal values form one pairing group. A
+        column named differently in the two files is given as ``MORPH_COL=EXPR_COL`` (so are
+        ``label_key`` and the split's ``replicate_key``); ``Metadata_``-prefixed names also
+        match their bare form. The morphology names are used from then on.
     label_key
         The treatment label of a group (constant within it); default ``Treatment`` when that
-        column exists on both sides, else the pair key itself.
+        column exists on both sides, else the first pair column.
     control
         Label of the control treatment (e.g. ``"DMSO"``); must occur in the data.
     split
@@ -110,15 +132,22 @@ def pair_by_treatment(
     -------
     :class:`PairedData` with copies of both AnnData carrying ``obs['phenoseq_group']``.
     """
-    pair_key = tuple(pair_key)
+    split = split or SplitConfig()
+    pairs = [split_key(k) for k in pair_key]
+    named = pairs + [split_key(k) for k in (label_key, split.replicate_key) if k]
+    columns = {m: e for m, e in named if m != e}
+    pair_key = tuple(m for m, _ in pairs)
+    label_key = split_key(label_key)[0] if label_key else None
+    split = replace(split, replicate_key=split_key(split.replicate_key)[0])
     morph, expr = morphology.copy(), _copy_obs(expression)
-    keys = (*pair_key, label_key or K.TREATMENT, (split or SplitConfig()).replicate_key)
-    morph.obs, expr.obs = with_key_aliases(morph.obs, keys), with_key_aliases(expr.obs, keys)
+    keys = (*pair_key, label_key or K.TREATMENT, split.replicate_key)
+    morph.obs = with_key_aliases(morph.obs, keys)
+    expr.obs = with_key_aliases(with_expression_columns(expr.obs, columns), keys)
     morph.obs[K.GROUP] = group_ids(morph.obs, pair_key, "morphology").to_numpy()
     expr.obs[K.GROUP] = group_ids(expr.obs, pair_key, "expression").to_numpy()
     if label_key is None:
         both = K.TREATMENT in morph.obs and K.TREATMENT in expr.obs
-        label_key = K.TREATMENT if both else K.GROUP
+        label_key = K.TREATMENT if both else pair_key[0]
     lab = [
         _labels(a.obs, a.obs[K.GROUP], label_key, s)
         for a, s in ((morph, "morphology"), (expr, "expression"))
@@ -140,16 +169,25 @@ def pair_by_treatment(
     groups["n_expression"] = n_e.reindex(groups.index).fillna(0).astype(int)
     if control is not None and control not in set(groups["label"]):
         raise InputError(
-            f"control '{control}' is not a value of '{label_key}' "
+            f"control '{control}' is not a value of the label column '{label_key}' "
             f"(e.g. {groups['label'].unique()[:5].tolist()}).",
-            "pass --control with an existing label",
+            _control_fix(control, morph.obs, expr.obs),
         )
     groups["is_control"] = groups["label"] == control if control is not None else False
-    sp = make_split(groups, [morph.obs, expr.obs], K.GROUP, split or SplitConfig())
+    sp = make_split(groups, [morph.obs, expr.obs], K.GROUP, split)
     groups["role"] = pd.Series(sp.roles).reindex(groups.index).to_numpy()
     for a in (morph, expr):
         a.obs[K.ROLE] = groups["role"].reindex(a.obs[K.GROUP]).to_numpy()
-    return PairedData(morph, expr, groups, sp, pair_key, label_key, control)
+    return PairedData(morph, expr, groups, sp, pair_key, label_key, control, columns)
+
+
+def _control_fix(control: str, *obs: pd.DataFrame) -> str:
+    """Where the control value is: the --label-key to pass, else a hint to check --control."""
+    holders = [c for o in obs for c in o.columns
+               if c != K.GROUP and (o[c].astype(str) == control).any()]  # fmt: skip
+    if holders:
+        return f"pass --label-key {holders[0]} (the column that holds '{control}')"
+    return "pass --control with an existing label (or --label-key naming the treatment column)"
 
 
 def _copy_obs(adata: ad.AnnData) -> ad.AnnData:

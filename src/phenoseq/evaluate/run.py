@@ -107,10 +107,11 @@ def evaluate(
     train = load_training(model, train_expression, train_morphology)
 
     # held-out pairing, then the leak check on every group we were given
-    present = set(map(str, morph.obs.get(reg.label_key, []))) | set(
-        map(str, expr.obs.get(reg.label_key, [])))  # fmt: skip
+    present = {str(v) for obs, side in ((morph.obs, "morphology"), (expr.obs, "expression"))
+               for v in reg.key_obs(obs, side).get(reg.label_key, [])}  # fmt: skip
     control = reg.control if reg.control in present else None
-    test = pair_by_treatment(morph, expr, reg.pair_key, reg.label_key, control, SplitConfig())
+    pair_spec, label_spec = reg.key_specs()
+    test = pair_by_treatment(morph, expr, pair_spec, label_spec, control, SplitConfig())
     if K.GROUP not in gen.obs:
         raise InputError(f"generated cells have no obs['{K.GROUP}'] column.",
                          "pass the output of `phenoseq generate`")  # fmt: skip

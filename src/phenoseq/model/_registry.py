@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from .. import _keys as K
 from ..config import ModelConfig
 from ..data.normalize import MIN_CONTROLS, control_standardize
-from ..data.pairing import PairedData, group_ids, with_key_aliases
+from ..data.pairing import PairedData, group_ids, with_expression_columns, with_key_aliases
 from ..data.transforms import column_moments, dense, fit_scaler, top_variable_genes
 from ..data.validate import require_genes
 from ..errors import InputError
@@ -41,6 +41,8 @@ class Registry:
     group_roles: list[str]
     inputs: dict
     batch_key: str | None = None  # per-batch control normalisation of morphology (None: global)
+    # key columns the expression names differently: canonical (morphology) name -> its name
+    expression_columns: dict[str, str] | None = None
 
     @property
     def expression_kind(self) -> Kind:
@@ -84,7 +86,19 @@ class Registry:
 
     def group_ids(self, obs: pd.DataFrame, side: str = "morphology") -> np.ndarray:
         """The pairing group of every row of ``obs`` (pycytominer-prefixed keys accepted)."""
-        return group_ids(with_key_aliases(obs, self.pair_key), self.pair_key, side).to_numpy()
+        return group_ids(self.key_obs(obs, side), self.pair_key, side).to_numpy()
+
+    def key_obs(self, obs: pd.DataFrame, side: str = "morphology") -> pd.DataFrame:
+        """``obs`` with the key columns under their canonical (morphology-side) names."""
+        if side == "expression":
+            obs = with_expression_columns(obs, self.expression_columns or {})
+        return with_key_aliases(obs, (*self.pair_key, self.label_key))
+
+    def key_specs(self) -> tuple[list[str], str]:
+        """The pair key and label key as given to pairing (``MORPH=EXPR`` where they differ)."""
+        cols = self.expression_columns or {}
+        spec = [f"{k}={cols[k]}" if k in cols else k for k in (*self.pair_key, self.label_key)]
+        return spec[:-1], spec[-1]
 
 
 def register(paired: PairedData, config: ModelConfig, inputs: dict | None = None) -> Registry:
@@ -112,6 +126,7 @@ def register(paired: PairedData, config: ModelConfig, inputs: dict | None = None
         split=paired.split.to_dict(), group_names=g.index.tolist(),
         group_labels=g["label"].astype(str).tolist(), group_roles=g["role"].tolist(),
         inputs=inputs or {}, batch_key=_batch_key(config.batch_key, paired),
+        expression_columns=dict(paired.expression_columns),
     )  # fmt: skip
 
 

@@ -25,7 +25,8 @@ def print_summary(summary: dict, console: Console | None = None) -> None:
         f"{summary['n_groups_shared']} shared groups, {summary['n_labels']} labels; "
         f"{summary['n_groups_morphology_only']} morphology-only, "
         f"{summary['n_groups_expression_only']} expression-only; control "
-        f"{summary['control']!r} in {summary['n_control_groups']} group(s)"
+        f"{summary['control']!r} in {summary['n_control_groups']} group(s)",
+        soft_wrap=True,
     )
     cells = Table(title="cells per shared group")
     for col in ("modality", "min", "median", "max"):
