@@ -22,7 +22,7 @@ import anndata as ad
 import numpy as np
 
 from phenoseq import _keys as K
-from phenoseq.data.transforms import log1p_view
+from phenoseq.data.transforms import dense, log1p_view
 from phenoseq.evaluate.distances import energy_distance, subsample_to
 from phenoseq.evaluate.space import fit_space
 from phenoseq.model import PhenoSeqModel, load_training
@@ -62,7 +62,7 @@ def main() -> None:
             gen = model.generate(morph, n_cells=100, n_steps=steps, sampler=sampler, seed=0,
                                  progress=False)  # fmt: skip
             seconds = time.monotonic() - t0
-            pc = space.transform(gen.layers[K.LOG1P] if K.LOG1P in gen.layers else gen.X)
+            pc = space.transform(dense(gen.layers[K.LOG1P] if K.LOG1P in gen.layers else gen.X))
             gg = gen.obs[K.GROUP].astype(str).to_numpy()
             eds = [energy_distance(subsample_to(pc[gg == g], (real_g == g).sum(), rng),
                                    real_pc[real_g == g]) for g in seen]  # fmt: skip

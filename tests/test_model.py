@@ -6,6 +6,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 import torch
 
 from conftest import SMALL, fast, tiny_pair
@@ -18,6 +19,7 @@ from phenoseq.model import PhenoSeqModel, train_model
 @pytest.fixture
 def files(tmp_path):
     morph, expr = tiny_pair(n_treatments=3, n_reps=3, n_cells=8, n_feat=5, n_genes=7)
+    expr.var["gene_symbols"] = [f"SYM{j}" for j in range(7)]
     m, e = tmp_path / "m.h5ad", tmp_path / "e.h5ad"
     morph.write_h5ad(m)
     expr.write_h5ad(e)
@@ -42,6 +44,14 @@ def test_train_generate_save_load(tmp_path, files):
     x = gen.X.toarray()
     assert (x >= 0).all() and np.array_equal(x, np.round(x))
     assert gen.layers["log1p"].shape == (15, 7) and gen.obsm["X_phenoseq"].shape == (15, 4)
+    # scverse form: counts kept beside X (normalize_total would overwrite X), a sparse log1p
+    # view, the training var columns, names unique across outputs of different groups
+    np.testing.assert_array_equal(gen.layers["counts"].toarray(), x)
+    assert sp.issparse(gen.layers["log1p"]) and gen.layers["log1p"].nnz == gen.X.nnz
+    np.testing.assert_allclose(gen.layers["log1p"].toarray(),
+                               np.log1p(x / x.sum(1, keepdims=True) * 1e4), rtol=1e-5)  # fmt: skip
+    assert gen.var["gene_symbols"].tolist() == [f"SYM{j}" for j in range(7)]
+    assert gen.obs_names.is_unique and gen.obs_names[0] == "DMSO_R3-0"
     assert set(gen.obs["phenoseq_group"]) == {"DMSO_R3", "T1_R3", "T2_R3"}
     assert (gen.obs.groupby("phenoseq_group")["Treatment"].nunique() == 1).all()
     assert gen.uns["phenoseq"]["seed"] == 1

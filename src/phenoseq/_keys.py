@@ -24,6 +24,7 @@ SOURCE = "phenoseq_source"  # file a row was read from (multi-file readers)
 
 # layers / obsm
 LOG1P = "log1p"
+COUNTS = "counts"
 LATENT = "X_phenoseq"
 
 # uns

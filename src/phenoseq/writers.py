@@ -65,6 +65,8 @@ class H5adWriter:
         ``X`` as CSR (counts) or dense float32 (features).
     obsm, layers
         Names and widths of dense ``obsm`` arrays / float32 ``layers`` filled block by block.
+    sparse_layers
+        Names of CSR float32 layers (e.g. the counts beside ``X``), filled block by block.
     compression
         h5py compression of the large datasets.
     """
@@ -79,11 +81,12 @@ class H5adWriter:
         sparse: bool,
         obsm: dict[str, int] | None = None,
         layers: dict[str, int] | None = None,
+        sparse_layers: tuple[str, ...] = (),
         compression: str | None = "gzip",
     ):
         self._f = h5py.File(path, "w")
         self._obs, self._n, self._p = obs, len(obs), len(var)
-        self._sparse, self._row = sparse, 0
+        self._sparse, self._sparse_layers, self._row = sparse, set(sparse_layers), 0
         self._extra: dict[str, list[np.ndarray]] = {}
         self._kw: dict[str, Any] = {"compression": compression} if compression else {}
         if compression == "gzip":
@@ -94,6 +97,8 @@ class H5adWriter:
             ad.io.write_elem(self._f, key, {})
         self._init_dense("obsm", obsm or {})
         self._init_dense("layers", layers or {})
+        for name in sparse_layers:
+            self._init_sparse(self._f["layers"], name)
         self._init_x()
 
     def _init_dense(self, name: str, widths: dict[str, int]) -> None:
@@ -117,7 +122,10 @@ class H5adWriter:
                 "0.2.0",
             )
             return
-        g = self._f.create_group("X")
+        self._init_sparse(self._f, "X")
+
+    def _init_sparse(self, parent: h5py.Group, name: str) -> None:
+        g = parent.create_group(name)
         _encode(g, "csr_matrix", "0.1.0")
         g.attrs["shape"] = (self._n, self._p)
         kw = {"maxshape": (None,), "chunks": (_SPARSE_CHUNK,), **self._kw}
@@ -139,19 +147,21 @@ class H5adWriter:
             raise ValueError(f"more rows than obs ({self._row + n} > {self._n})")
         rows = slice(self._row, self._row + n)
         if self._sparse:
-            self._append_sparse(sp.csr_matrix(x))
+            self._append_sparse(self._f["X"], sp.csr_matrix(x))
         else:
             self._f["X"][rows] = np.asarray(x, dtype=np.float32)
         for key, value in (obsm or {}).items():
             self._f["obsm"][key][rows] = value
         for key, value in (layers or {}).items():
-            self._f["layers"][key][rows] = value
+            if key in self._sparse_layers:
+                self._append_sparse(self._f["layers"][key], sp.csr_matrix(value))
+            else:
+                self._f["layers"][key][rows] = value
         for key, value in (obs or {}).items():
             self._extra.setdefault(key, []).append(np.asarray(value))
         self._row += n
 
-    def _append_sparse(self, x: sp.csr_matrix) -> None:
-        g = self._f["X"]
+    def _append_sparse(self, g: h5py.Group, x: sp.csr_matrix) -> None:
         nnz0 = g["indptr"][-1]
         for key, values in (("data", x.data), ("indices", x.indices)):
             g[key].resize((nnz0 + len(values),))

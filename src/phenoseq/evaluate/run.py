@@ -20,7 +20,7 @@ from ..config import SplitConfig
 from ..data import Split, pair_by_treatment
 from ..data.morphology import read_h5ad
 from ..data.pairing import PairedData
-from ..data.transforms import log1p_view
+from ..data.transforms import dense, log1p_view
 from ..errors import InputError
 from ..io import atomic_path, sha256_file, write_json
 from ..model import PhenoSeqModel, load_training, read_like_training
@@ -56,7 +56,7 @@ def _log1p(model: PhenoSeqModel, adata: ad.AnnData, what: str) -> np.ndarray:
     """The analysis view of ``adata``'s model genes (its ``log1p`` layer when it has one)."""
     sub = model.registry.select_genes(adata, what)
     if K.LOG1P in sub.layers:
-        return np.asarray(sub.layers[K.LOG1P], dtype=np.float64)
+        return dense(sub.layers[K.LOG1P]).astype(np.float64)
     return log1p_view(sub.X, model.registry.kind)
 
 

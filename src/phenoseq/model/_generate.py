@@ -51,7 +51,7 @@ class Conditions:
         constant within a group, and the group id."""
         obs = tidy_obs(pd.concat([_constant_obs(self.obs.iloc[self.rows[g]], g, n_cells)
                                   for g in self.groups], ignore_index=True))  # fmt: skip
-        obs.index = [f"gen{i}" for i in range(len(obs))]
+        obs.index = [f"{g}-{i}" for g in self.groups for i in range(n_cells)]
         return obs
 
     def first_rows(self) -> pd.DataFrame:

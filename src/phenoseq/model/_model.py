@@ -164,19 +164,23 @@ class PhenoSeqModel:
 
         Returns
         -------
-        AnnData ``"n_groups*n_cells n_genes"``: ``X`` counts (or values), ``layers['log1p']``
-        (counts kind), ``obsm['X_phenoseq']`` latents, obs columns constant within a group plus
-        ``phenoseq_group``, ``uns['phenoseq']`` provenance.
+        AnnData ``"n_groups*n_cells n_genes"`` in scverse form: for counts, ``X`` and
+        ``layers['counts']`` the raw counts (CSR) and ``layers['log1p']`` the log-normalised view
+        (CSR: as sparse as the counts); for continuous / embedding targets, ``X`` the values.
+        ``obsm['X_phenoseq']`` the latents; ``var`` the training ``var`` columns (gene symbols,
+        ids); obs names ``<group>-<i>``, the obs columns constant within a group plus
+        ``phenoseq_group``; ``uns['phenoseq']`` provenance and settings.
         """
         cfg = G.check_sample_config(override(config or SampleConfig(), **settings))
         obs, blocks = self.generate_blocks(morphology, cfg, progress=progress)
         xs, logs, zs = zip(*blocks, strict=True)
-        kind = self.registry.expression_kind
         x = np.concatenate(xs)
-        out = ad.AnnData(X=sp.csr_matrix(x) if kind.sparse_output else x, obs=obs,
-                         var=pd.DataFrame(index=pd.Index(self.registry.genes)))  # fmt: skip
-        if kind.sparse_output:
-            out.layers[K.LOG1P] = np.concatenate(logs)
+        if self.registry.expression_kind.sparse_output:
+            x = sp.csr_matrix(x)
+        out = ad.AnnData(X=x, obs=obs, var=self.registry.var_frame())
+        if self.registry.expression_kind.sparse_output:
+            out.layers[K.COUNTS] = x.copy()
+            out.layers[K.LOG1P] = sp.csr_matrix(np.concatenate(logs))
         out.obsm[K.LATENT] = np.concatenate(zs)
         out.uns[K.UNS] = G.generation_uns(self, cfg)
         return out
@@ -197,14 +201,14 @@ class PhenoSeqModel:
         cfg = G.check_sample_config(override(config or SampleConfig(), **settings))
         obs, blocks = self.generate_blocks(morphology, cfg, progress=progress)
         sparse = self.registry.expression_kind.sparse_output
-        var = pd.DataFrame(index=pd.Index(self.registry.genes))
         meta = G.generation_uns(self, cfg) | (uns or {})
         with atomic_path(path) as tmp, H5adWriter(
-            tmp, obs, var, {K.UNS: meta}, sparse=sparse, obsm={K.LATENT: self.n_latent},
-            layers={K.LOG1P: len(var)} if sparse else None,
+            tmp, obs, self.registry.var_frame(), {K.UNS: meta}, sparse=sparse,
+            obsm={K.LATENT: self.n_latent}, sparse_layers=(K.COUNTS, K.LOG1P) if sparse else (),
         ) as w:  # fmt: skip
             for x, log1p, z in blocks:
-                w.append(x, obsm={K.LATENT: z}, layers={K.LOG1P: log1p} if sparse else None)
+                layers = {K.COUNTS: x, K.LOG1P: log1p} if sparse else None
+                w.append(x, obsm={K.LATENT: z}, layers=layers)
         return Path(path)
 
     # ------------------------------------------------------------------ persistence

@@ -43,6 +43,7 @@ class Registry:
     batch_key: str | None = None  # per-batch control normalisation of morphology (None: global)
     # key columns the expression names differently: canonical (morphology) name -> its name
     expression_columns: dict[str, str] | None = None
+    var: dict[str, list[str]] | None = None  # the training var columns of the genes (symbols, ids)
 
     @property
     def expression_kind(self) -> Kind:
@@ -78,6 +79,10 @@ class Registry:
     def expression_arrays(self, x: np.ndarray | sp.spmatrix) -> dict[str, np.ndarray]:
         """Model arrays of expression rows ``x`` (columns = the model's genes)."""
         return self.expression_kind.arrays(x, self)
+
+    def var_frame(self) -> pd.DataFrame:
+        """The genes as outputs carry them: var_names plus the training ``var`` columns."""
+        return pd.DataFrame(self.var or {}, index=pd.Index(self.genes))
 
     def select_genes(self, expr: ad.AnnData, what: str = "expression") -> ad.AnnData:
         """``expr`` restricted to the model's genes, in order (an error if any is missing)."""
@@ -127,6 +132,7 @@ def register(paired: PairedData, config: ModelConfig, inputs: dict | None = None
         group_labels=g["label"].astype(str).tolist(), group_roles=g["role"].tolist(),
         inputs=inputs or {}, batch_key=_batch_key(config.batch_key, paired),
         expression_columns=dict(paired.expression_columns),
+        var=_var_columns(paired.expression.var, genes),
     )  # fmt: skip
 
 
@@ -139,6 +145,14 @@ def _genes(paired: PairedData, config: ModelConfig, kind: Kind, train_groups: se
     rows = paired.expression.obs[K.GROUP].isin(train_groups).to_numpy()
     _, var = column_moments(paired.expression, rows, lambda x: kind.raw_arrays(x)["log1p"])
     return [genes[i] for i in top_variable_genes(var, config.n_top_genes)]
+
+
+def _var_columns(var: pd.DataFrame, genes: list[str]) -> dict[str, list[str]] | None:
+    """The training ``var`` columns of ``genes`` as strings (JSON-able), or None."""
+    if not len(var.columns):
+        return None
+    table = var.loc[genes]
+    return {str(c): table[c].astype(str).tolist() for c in table.columns}
 
 
 def _batch_key(requested: str | None, paired: PairedData) -> str | None:

@@ -133,7 +133,7 @@ def summarize(
         obs["confidence"] = confidence(score, cal.ood_reference)
         obs["ood_flag"] = obs["confidence"] < cfg.ood_threshold
     out = ad.AnnData(X=d.centre.astype(np.float32), obs=obs,
-                     var=pd.DataFrame(index=pd.Index(model.registry.genes)))  # fmt: skip
+                     var=model.registry.var_frame())  # fmt: skip
     for k, v in layers.items():
         out.layers[k] = np.asarray(v, np.float32)
     out.uns[K.UNS] = {
