@@ -139,3 +139,24 @@ def test_distances_reject_bad_input(fn):
         fn(good, np.zeros((1, 2)))
     with pytest.raises(InputError, match="2-D"):
         fn(np.zeros(3), np.zeros(3))
+
+
+def test_e_distance_is_the_scperturb_pertpy_formula():
+    """scPerturb / pertpy E-distance: 2 delta - sigma_x - sigma_y with squared Euclidean
+    distances, means over all pairs (diagonal included) — as pertpy's Edistance computes it
+    with ``pairwise_distances(..., metric="sqeuclidean").mean()``."""
+    from scipy.spatial.distance import cdist
+
+    from phenoseq.evaluate import e_distance
+
+    # hand values: x = [0, 1], y = [3, 5]; squared cross 9, 25, 4, 16 -> 13.5;
+    # within x (4 pairs incl. diagonal) 0, 1, 1, 0 -> 0.5; within y 0, 4, 4, 0 -> 2
+    assert e_distance(col(0, 1), col(3, 5)) == pytest.approx(2 * 13.5 - 0.5 - 2.0)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 5)), rng.normal(0.5, 2.0, size=(25, 5))
+    published = (2 * cdist(x, y, "sqeuclidean").mean() - cdist(x, x, "sqeuclidean").mean()
+                 - cdist(y, y, "sqeuclidean").mean())  # fmt: skip
+    assert e_distance(x, y) == pytest.approx(published, rel=1e-12)
+    # with squared distances it is twice the squared distance of the means, never negative
+    assert e_distance(x, y) == pytest.approx(2 * np.sum((x.mean(0) - y.mean(0)) ** 2), rel=1e-10)
+    assert e_distance(x, x) == pytest.approx(0.0, abs=1e-12)

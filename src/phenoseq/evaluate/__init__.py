@@ -6,7 +6,7 @@ One implementation of each metric, used by the tests, the benchmarks and the rep
 from __future__ import annotations
 
 from ..data.transforms import normalize_log1p, pseudobulk
-from .distances import energy_distance, median_bandwidth, mmd_rbf, subsample_to
+from .distances import e_distance, energy_distance, median_bandwidth, mmd_rbf, subsample_to
 from .identification import (
     IdentificationOutput,
     balanced_accuracy,
@@ -28,6 +28,7 @@ __all__ = [
     "ExpressionSpace",
     "IdentificationOutput",
     "balanced_accuracy",
+    "e_distance",
     "energy_distance",
     "fuse",
     "gap_closure",

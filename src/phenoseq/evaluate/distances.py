@@ -80,6 +80,35 @@ def energy_distance(x: np.ndarray, y: np.ndarray) -> float:
     return 2.0 * cross - _mean_within(x, "euclidean") - _mean_within(y, "euclidean")
 
 
+def e_distance(x: np.ndarray, y: np.ndarray) -> float:
+    """The E-distance of scPerturb (Peidli et al. 2024) and pertpy's ``Distance("edistance")``.
+
+    ``2 mean_ij ||x_i - y_j||^2 - mean_ij ||x_i - x_j||^2 - mean_ij ||y_i - y_j||^2`` with
+    *squared* Euclidean distances and within-sample means over all pairs, the zero diagonal
+    included (the V-statistic), as those packages compute it; so their published numbers and
+    ours are on one scale. With squared distances it equals ``2 ||mean(x) - mean(y)||^2``
+    exactly: it compares the means only, never negative. :func:`energy_distance` (Euclidean,
+    unbiased) also compares the shapes of the distributions.
+
+    Parameters
+    ----------
+    x
+        ``"n d"`` first sample.
+    y
+        ``"m d"`` second sample.
+
+    Returns
+    -------
+    The E-distance, in squared units of the features.
+    """
+    x, y = _two_samples(x, y)
+
+    def within(a: np.ndarray) -> float:
+        return _pair_sum(a, a, "sqeuclidean", None) / len(a) ** 2
+
+    return 2.0 * _mean_cross(x, y, "sqeuclidean") - within(x) - within(y)
+
+
 def median_bandwidth(
     x: np.ndarray,
     y: np.ndarray | None = None,

@@ -20,7 +20,7 @@ from ..errors import InputError
 from .baselines import REGISTRY
 from .cells import Cells, EvaluationData
 from .deg import deg_overlap
-from .distances import energy_distance, median_bandwidth, mmd_rbf, subsample_to
+from .distances import e_distance, energy_distance, median_bandwidth, mmd_rbf, subsample_to
 from .identification import fuse, gap_closure, treatment_identification
 from .profiles import pearson, pearson_delta, r2_per_gene
 from .retrieval import map_per_label, mean_average_precision
@@ -29,6 +29,7 @@ from .space import ExpressionSpace
 # metric -> whether lower is better (the report and the console use this)
 METRICS: dict[str, bool] = {
     "energy_distance": True,
+    "e_distance": True,
     "mmd_rbf": True,
     "pearson_pseudobulk": False,
     "pearson_delta": False,
@@ -83,6 +84,7 @@ def _per_group(
         m_r, m_p = r.mean(axis=0), p.mean(axis=0)
         row = {
             "energy_distance": energy_distance(pp, rp),
+            "e_distance": e_distance(pp, rp),
             "mmd_rbf": mmd_rbf(pp, rp, bandwidth[g]) if bandwidth[g] > 0 else float("nan"),
             "pearson_pseudobulk": pearson(m_p, m_r),
         }

@@ -49,9 +49,11 @@ def print_metrics(metrics: dict, console: Console | None = None) -> None:
         return fmt(v, "-")
 
     console = console or Console()
-    short = {"energy_distance": "ED", "mmd_rbf": "MMD", "pearson_pseudobulk": "r bulk",
-             "pearson_delta": "r delta", "deg_top50_overlap": "DEG50", "deg_top50_direction":
-             "DEG dir", "r2_per_gene_median": "R2 med"}  # fmt: skip
+    short = {
+        "energy_distance": "ED", "e_distance": "E-dist", "mmd_rbf": "MMD",
+        "pearson_pseudobulk": "r bulk", "pearson_delta": "r delta", "deg_top50_overlap": "DEG50",
+        "deg_top50_direction": "DEG dir", "r2_per_gene_median": "R2 med",
+    }  # fmt: skip
     for subset in ("seen", "unseen"):
         tab = Table(title=f"held-out groups of {subset} treatments "
                     "(ED, MMD: lower is better; others higher)")  # fmt: skip
