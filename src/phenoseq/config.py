@@ -134,7 +134,7 @@ class ModelConfig(Checked):
     width: int = 256
     depth: int = 3
     use_cross_attention: bool = False
-    n_top_genes: int | None = None
+    n_variable_genes: int | None = None
     # morphology normalisation: z-score against the control cells of each batch (this obs
     # column); "auto" = the split's replicate column when every batch has control cells
     batch_key: str | None = None

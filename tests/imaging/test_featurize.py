@@ -102,7 +102,7 @@ def test_dask_local_cluster_gives_the_in_process_result(tmp_path):
 
 def test_config_file_and_flags(tmp_path):
     (tmp_path / "f.toml").write_text('nucleus_diameter = 20\ncell_channel = "ER"\n'
-                                      'features = "fast"\n')  # fmt: skip
+                                      'feature_set = "fast"\n')  # fmt: skip
     from phenoseq.imaging.featurize import read_config
 
     cfg = FeaturizeConfig.from_dict(read_config(tmp_path / "f.toml"))

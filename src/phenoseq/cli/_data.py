@@ -42,8 +42,13 @@ def featurize(
         Path | None, opt("--loaddata", help="CellProfiler LoadData CSV (replaces both).")
     ] = None,
     platemap: Platemap = None,
-    features: Annotated[
-        str | None, opt("--features", help="fast or cp-measure.", default_value="fast")
+    feature_set: Annotated[
+        str | None,
+        opt(
+            "--feature-set",
+            help="Measurements: fast or cp-measure (CellProfiler's own).",
+            default_value="fast",
+        ),
     ] = None,
     nucleus_diameter: Annotated[
         float | None,
@@ -83,13 +88,13 @@ def featurize(
         str | None,
         opt(
             "--scheduler",
-            help="Dask scheduler address; 'local' "
-            "= a local cluster; 'inprocess' = no Dask (default: in-process up to "
-            "4 fields, else a local cluster).",
+            help="Dask scheduler address; 'local' = a local cluster; 'inprocess' = no Dask.",
+            default_value="in-process up to 4 fields, else a local cluster",
         ),
     ] = None,
     workers: Annotated[
-        int | None, opt("--workers", help="Workers of the local cluster (default: one per core).")
+        int | None,
+        opt("--workers", help="Workers of the local cluster.", default_value="one per core"),
     ] = None,
     quiet: Quiet = False,
 ) -> None:
@@ -97,7 +102,7 @@ def featurize(
     from ..imaging.featurize import FeaturizeConfig, featurize_images
     from ..report.console import print_featurized
 
-    cfg = FeaturizeConfig.load(config, features=features, nucleus_diameter=nucleus_diameter,
+    cfg = FeaturizeConfig.load(config, feature_set=feature_set, nucleus_diameter=nucleus_diameter,
                                cell_channel=cell_channel,
                                illumination_correction=illumination_correction)  # fmt: skip
     adata = featurize_images(out, images, channel_map, pattern=pattern, loaddata=loaddata,
@@ -112,16 +117,17 @@ def embed(
     morphology: Annotated[Path, opt("--morphology", help="A `phenoseq featurize` output (.h5ad).")],
     out: Annotated[Path, opt("--out", help="The morphology with obsm embeddings.")],
     crops: Annotated[
-        Path | None, opt("--crops", help="Crops zarr (default: <morphology>.crops.zarr).")
+        Path | None, opt("--crops", help="Crops zarr.", default_value="<morphology>.crops.zarr")
     ] = None,
     label_key: Annotated[
         str,
         opt(
             "--label-key",
-            help="Treatment column that supervises the encoder.",
-            default_value="Metadata_Treatment",
+            help="Treatment column that supervises the encoder (as train's --label-key; "
+            "Metadata_-prefixed columns match too).",
+            default_value="Treatment",
         ),
-    ] = "Metadata_Treatment",
+    ] = "Treatment",
     holdout_key: Annotated[
         str | None,
         opt("--holdout-key", help="Column whose --holdout values never teach the encoder."),
@@ -150,6 +156,7 @@ def embed(
     ] = 30,
     dim: Annotated[int, opt("--dim", help="Embedding dimension.", default_value=64)] = 64,
     seed: Annotated[int, opt("--seed", help="Random seed.", default_value=0)] = 0,
+    quiet: Quiet = False,
 ) -> None:
     """Train a small CNN on the single-cell crops (weakly supervised by treatment) and embed
     every cell: obsm X_cnn and X_features_cnn, for --morphology-obsm."""
@@ -162,7 +169,7 @@ def embed(
     cfg = EncoderConfig(n_embedding=dim, epochs=epochs, max_minutes=max_minutes, seed=seed)
     adata = embed_morphology(morphology, out, crops=crops, label_key=label_key,
                              holdout_key=holdout_key, holdout=csv(holdout), encoder=encoder,
-                             config=cfg)  # fmt: skip
+                             config=cfg, progress=not quiet)  # fmt: skip
     print_embedded(adata, out, console)
 
 
@@ -205,7 +212,7 @@ def simulate(
     n_treatments: Annotated[int | None, _sim("--n-treatments", "Treatments besides DMSO "
                             "(compound x dose).")] = None,
     n_replicates: Annotated[int | None, _sim("--n-replicates", "Replicates: train x (R-2), "
-                            "calib, test (default with --rounds: their sum).")] = None,
+                            "calib, test; with --rounds, their sum.")] = None,
     rounds: Annotated[str | None, _sim("--rounds", "Experiment rounds: replicates per round, "
                       "comma-separated, e.g. 4,1 (round 2 = a held-out round).")] = None,
     n_unseen_compounds: Annotated[int | None, _sim("--n-unseen-compounds", "Compounds only in "

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 from ..config import TrainConfig, default
-from ._app import ModelDir, Quiet, app, console
+from ._app import Device, ModelDir, Quiet, app, console
 from ._options import opt
 
 
@@ -33,24 +33,16 @@ def evaluate(
     summary: Annotated[
         Path | None, opt("--summary", help="`generate --summary` output: score its intervals too.")
     ] = None,
+    device: Device = "auto",
     quiet: Quiet = False,
 ) -> None:
     """Score generated cells against real held-out cells, baselines and the split-half ceiling."""
     from ..evaluate.run import evaluate_files
     from ..report.console import print_evaluation
 
-    ev = evaluate_files(
-        model,
-        generated,
-        expression,
-        morphology,
-        out,
-        train_expression,
-        train_morphology,
-        seed=seed,
-        progress=not quiet,
-        summary=summary,
-    )
+    ev = evaluate_files(model, generated, expression, morphology, out, train_expression,
+                        train_morphology, seed=seed, progress=not quiet, summary=summary,
+                        device=device)  # fmt: skip
     print_evaluation(ev.metrics, out, console)
 
 

@@ -14,7 +14,7 @@ SAMPLE = (
     Setting("sample", "guidance", "Classifier-free guidance scale (1 = off)."),
     Setting("sample", "sampler", "dpmpp_2m | ddim | ddpm."),
     Setting("sample", "seed", "Random seed."),
-    Setting("sample", "set_size", "Morphology cells per condition set (default: the training N)."),
+    Setting("sample", "set_size", "Morphology cells per condition set.", shown="the training N"),
 )
 DRAWS = (
     Setting("uncertainty", "n_draws", "Pseudo-bulk draws per group."),
@@ -36,7 +36,8 @@ DRAWS = (
     Setting("train", "device", "auto (a GPU when PyTorch sees one) | cpu | cuda[:N]."),
     Setting("train", "precision", "auto (bf16 autocast on a GPU with bf16) | fp32 | bf16."),
     Setting("model", "n_latent", "Latent dimension of the autoencoder."),
-    Setting("model", "n_top_genes", "Keep the N most variable training genes."),
+    Setting("model", "n_variable_genes", "Keep the N training genes of largest variance of "
+            "log1p (not scanpy's dispersion-based n_top_genes)."),
     Setting("model", "batch_key", "Normalise morphology per batch (this obs column) against "
             "its control cells; auto = the replicate column when every batch has controls; "
             "none = one scaler from the training controls."),
@@ -106,11 +107,14 @@ def calibrate(
     model: ModelDir,
     morphology: Annotated[
         Path | None,
-        opt("--morphology", help="Calibration morphology (default: the model's calib groups)."),
+        opt(
+            "--morphology", help="Calibration morphology.", default_value="the model's calib groups"
+        ),
     ] = None,
     expression: Annotated[
         Path | None, opt("--expression", help="Calibration expression (with --morphology).")
     ] = None,
+    device: Device = "auto",
     quiet: Quiet = False,
 ) -> None:
     """Split-conformal calibration of the intervals and the OOD confidence on held-out groups;
@@ -119,7 +123,7 @@ def calibrate(
     from ..uncertainty import calibrate_model
 
     cal = calibrate_model(model, morphology, expression, settings["uncertainty"],
-                          settings["sample"], progress=not quiet)  # fmt: skip
+                          settings["sample"], progress=not quiet, device=device)  # fmt: skip
     print_calibration(cal, model, console)
 
 

@@ -81,8 +81,8 @@ INPUT_FLAGS: dict[str, tuple[Any, Any]] = {  # name -> (annotation, default)
                    "profiles).")),
     "morphology_obsm": (str | None, opt("--morphology-obsm", help="Use this obsm key of a "
                         "morphology .h5ad as features.")),
-    "features": (str | None, opt("--features", help="Feature columns: COL1,COL2,... or @file "
-                 "(default: inferred by Cells_/Cytoplasm_/Nuclei_ prefix).")),
+    "features": (str | None, opt("--features", help="Feature columns: COL1,COL2,... or @file.",
+                 default_value="inferred by Cells_/Cytoplasm_/Nuclei_ prefix")),
     "platemap": (Path | None, opt("--platemap", help="Plate map TSV joined to the morphology by "
                  "well.")),
     "layer": (str | None, opt("--layer", help="Read expression values from this layer instead "
@@ -93,13 +93,13 @@ INPUT_FLAGS: dict[str, tuple[Any, Any]] = {  # name -> (annotation, default)
                         "or continuous (never auto-detected).",
                         default_value=default(InputConfig, "expression_kind"))),
     "backed": (bool | None, opt("--backed/--in-memory", help="Keep expression X on disk and "
-               "read it in blocks (default: backed when the dense X would exceed 4 GiB).")),
+               "read it in blocks.", default_value="backed when the dense X exceeds 4 GiB")),
     "pair_key": (str | None, opt("--pair-key", help="Column(s) pairing the modalities, "
                  "comma-separated; MORPH_COL=EXPR_COL for a column the two files name "
                  "differently.", default_value=default(InputConfig, "pair_key"))),
     "label_key": (str | None, opt("--label-key", help="Treatment label column (MORPH_COL="
-                  f"EXPR_COL if named differently; default: {K.TREATMENT} if both files have "
-                  "it, else the first pair column).")),
+                  "EXPR_COL if named differently).", default_value=f"{K.TREATMENT} if both "
+                  "files have it, else the first pair column")),
     "control": (str | None, opt("--control", help="Label of the control treatment, e.g. "
                 "DMSO.")),
     "split": (str | None, opt("--split", help="none | replicate | treatment.",
@@ -178,8 +178,9 @@ class Setting:
     section: str
     field: str
     help: str
-    flag: str | None = None  # default: --field-name
+    flag: str | None = None  # None: --field-name
     parse: Callable[[str], Any] | None = None  # the flag is then a string
+    shown: str | None = None  # how the default reads where the config's is None
 
     @property
     def name(self) -> str:
@@ -192,7 +193,7 @@ class Setting:
         base = str if self.parse else _plain(hint)
         if base is bool:
             flag = f"{flag}/--no-{flag[2:]}"
-        option = opt(flag, help=self.help, default_value=default(cls, self.field))
+        option = opt(flag, help=self.help, default_value=self.shown or default(cls, self.field))
         return _param(self.name, base | None, option)
 
 

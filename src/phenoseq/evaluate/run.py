@@ -24,6 +24,7 @@ from ..data.transforms import dense, log1p_view
 from ..errors import InputError
 from ..io import atomic_path, sha256_file, write_json
 from ..model import PhenoSeqModel, load_training, read_like_training
+from ..train import resolve_device
 from .baselines import BaselineInputs, predict_all
 from .cells import Cells, EvaluationData
 from .space import fit_space
@@ -71,6 +72,7 @@ def evaluate(
     k: int = 50,
     progress: bool = True,
     summary: ad.AnnData | str | Path | None = None,
+    device: str | None = None,
 ) -> Evaluation:
     """Evaluate generated cells against real held-out cells, with baselines and ceilings.
 
@@ -101,6 +103,8 @@ def evaluate(
     t0 = time.monotonic()
     model_dir = None if isinstance(model, PhenoSeqModel) else str(model)
     model = model if isinstance(model, PhenoSeqModel) else PhenoSeqModel.load(model)
+    if device is not None:  # where the unconditional baseline is sampled
+        model.to(resolve_device(device))
     reg = model.registry
     gen = generated if isinstance(generated, ad.AnnData) else read_h5ad(Path(generated))
     morph, expr = read_like_training(model, morphology, expression)

@@ -244,7 +244,7 @@ def embed_morphology(
     out,
     *,
     crops=None,
-    label_key: str = "Metadata_Treatment",
+    label_key: str = "Treatment",
     holdout_key: str | None = None,
     holdout: tuple[str, ...] = (),
     encoder=None,

@@ -40,7 +40,7 @@ class FeaturizeConfig:
     """What :func:`featurize` does to each field (stored in the output's ``uns``)."""
 
     segment: SegmentConfig = field(default_factory=SegmentConfig)
-    features: FeatureSet = "fast"
+    feature_set: FeatureSet = "fast"
     crop_size: int = 64
     min_cells: int = 1  # a field with fewer segmented cells counts as failed
 
@@ -56,7 +56,7 @@ class FeaturizeConfig:
     @classmethod
     def from_dict(cls, d: dict) -> FeaturizeConfig:
         """From a flat or nested mapping: ``SegmentConfig`` keys at the top level or under
-        ``segment``, plus ``features``, ``crop_size``, ``min_cells``, ``nucleus_diameter``
+        ``segment``, plus ``feature_set``, ``crop_size``, ``min_cells``, ``nucleus_diameter``
         (which scales every segmentation size unless that size is also given)."""
         d = dict(d)
         seg = dict(d.pop("segment", {}) or {})
@@ -68,8 +68,11 @@ class FeaturizeConfig:
                 f"unknown featurize setting(s) {unknown}.",
                 f"use {sorted(seg_keys | set(cls.__dataclass_fields__) - {'segment'})}",
             )
-        if d.get("features", "fast") not in ("fast", "cp-measure"):
-            raise InputError(f"unknown --features '{d['features']}'.", "use fast or cp-measure")
+        if "features" in d:  # the name before 0.2 (now --feature-set: one meaning per flag)
+            d["feature_set"] = d.pop("features")
+        if d.get("feature_set", "fast") not in ("fast", "cp-measure"):
+            raise InputError(f"unknown --feature-set '{d['feature_set']}'.",
+                             "use fast or cp-measure")  # fmt: skip
         try:
             if "nucleus_diameter" in seg:
                 base = SegmentConfig.for_nucleus_diameter(float(seg.pop("nucleus_diameter")))
@@ -110,7 +113,7 @@ def featurize_field(f: Field, cfg: FeaturizeConfig, keep_masks: bool = False) ->
     try:
         image = read_field(f)
         nuclei, cells, image = segment(image, cfg.segment)
-        measure = measure_cp if cfg.features == "cp-measure" else measure_fast
+        measure = measure_cp if cfg.feature_set == "cp-measure" else measure_fast
         frame = measure(image, nuclei, cells)
         if len(frame) < cfg.min_cells:
             return FieldResult(f.name, error=f"{len(frame)} cells segmented "

@@ -198,7 +198,7 @@ def measure_cp(image: np.ndarray, nuclei: np.ndarray, cells: np.ndarray) -> pd.D
     try:
         from cp_measure.featurizer import featurize, make_featurizer_config
     except ImportError as exc:
-        raise InputError("--features cp-measure needs the cp-measure package.",
+        raise InputError("--feature-set cp-measure needs the cp-measure package.",
                          "pip install cp-measure (see docs/dependencies.md)") from exc  # fmt: skip
     ids = np.intersect1d(np.unique(nuclei[nuclei > 0]), np.unique(cells[cells > 0]))
     comps = compartments(nuclei, cells)

@@ -109,7 +109,10 @@ def configs(doc: dict, path: Path) -> tuple[Registry, ModelConfig, TrainConfig]:
 
 
 def _legacy_model_config(d: dict) -> dict:
-    """Model directories written before the diffusion settings had their own config."""
+    """Model directories written before the diffusion settings had their own config (and
+    before ``n_top_genes`` was renamed ``n_variable_genes``)."""
+    if "n_top_genes" in d:
+        d["n_variable_genes"] = d.pop("n_top_genes")
     flat = {k: d.pop(k) for k in ("prediction_type", "n_train_timesteps", "cond_drop_prob")
             if k in d}  # fmt: skip
     if flat:

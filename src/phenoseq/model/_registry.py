@@ -137,14 +137,14 @@ def register(paired: PairedData, config: ModelConfig, inputs: dict | None = None
 
 
 def _genes(paired: PairedData, config: ModelConfig, kind: Kind, train_groups: set) -> list[str]:
-    """The expression genes, or the ``n_top_genes`` with the largest log1p variance over the
+    """The expression genes, or the ``n_variable_genes`` with the largest log1p variance over the
     training cells."""
     genes = list(paired.expression.var_names)
-    if config.n_top_genes is None or config.n_top_genes >= len(genes):
+    if config.n_variable_genes is None or config.n_variable_genes >= len(genes):
         return genes
     rows = paired.expression.obs[K.GROUP].isin(train_groups).to_numpy()
     _, var = column_moments(paired.expression, rows, lambda x: kind.raw_arrays(x)["log1p"])
-    return [genes[i] for i in top_variable_genes(var, config.n_top_genes)]
+    return [genes[i] for i in top_variable_genes(var, config.n_variable_genes)]
 
 
 def _var_columns(var: pd.DataFrame, genes: list[str]) -> dict[str, list[str]] | None:

@@ -25,6 +25,7 @@ from ..config import SampleConfig, UncertaintyConfig, to_dict
 from ..errors import InputError
 from ..io import atomic_path
 from ..model import PhenoSeqModel, load_training, read_like_training, real_pseudobulk
+from ..train import resolve_device
 from .conformal import conformal_quantile, nonconformity, per_gene_quantiles, spread_floor
 from .draws import Draws, controls, deltas, draw
 from .ood import novel_groups, ood_distances, ood_score
@@ -160,6 +161,7 @@ def calibrate_model(
     config: UncertaintyConfig | None = None,
     sample: SampleConfig | None = None,
     progress: bool = True,
+    device: str = "auto",
 ) -> Calibration:
     """``phenoseq calibrate``: calibrate a model directory and store ``calibration.json`` in it.
 
@@ -167,7 +169,7 @@ def calibrate_model(
     groups (held out of training); or explicit calibration files (read as the training files
     were).
     """
-    model = PhenoSeqModel.load(model_dir)
+    model = PhenoSeqModel.load(model_dir).to(resolve_device(device))
     if morphology is None and expression is None:
         m, e = _calib_groups(model, model_dir)
     elif morphology is None or expression is None:
