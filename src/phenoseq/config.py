@@ -266,6 +266,21 @@ def default(cls: type, name: str) -> Any:
     return f.default_factory()  # type: ignore[misc]
 
 
+def parse_levels(text: str | None) -> tuple[float, ...]:
+    """``"0.5,0.8,0.9,0.95"`` -> levels, each in (0, 1)."""
+    if not text:
+        return LEVELS
+    try:
+        levels = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise InputError(f"--levels '{text}' is not a list of numbers.",
+                         "write e.g. 0.5,0.8,0.9,0.95") from exc  # fmt: skip
+    if not levels or not all(0 < lv < 1 for lv in levels):
+        raise InputError(f"--levels {levels} must lie strictly between 0 and 1.",
+                         "write e.g. 0.5,0.8,0.9,0.95")  # fmt: skip
+    return levels
+
+
 # ----------------------------------------------------------------------------------------------
 # files
 # ----------------------------------------------------------------------------------------------

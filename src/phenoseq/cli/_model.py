@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from ..config import InputConfig
+from ..config import InputConfig, parse_levels
 from ._app import Device, ModelDir, Platemap, Quiet, app, console, err_console
-from ._options import Setting, levels, opt, with_inputs, with_settings
+from ._options import Setting, opt, with_inputs, with_settings
 
 SAMPLE = (
     Setting("sample", "n_steps", "Sampler steps.", flag="--steps"),
@@ -20,7 +20,7 @@ DRAWS = (
     Setting("uncertainty", "n_draws", "Pseudo-bulk draws per group."),
     Setting("uncertainty", "n_cells_per_draw", "Generated cells per draw.",
             flag="--cells-per-draw"),
-    Setting("uncertainty", "levels", "Interval levels, comma-separated.", parse=levels),
+    Setting("uncertainty", "levels", "Interval levels, comma-separated.", parse=parse_levels),
 )  # fmt: skip
 
 

@@ -31,7 +31,6 @@ from ..config import (
     override,
     read_config_file,
 )
-from ..errors import InputError
 
 
 def shown(value: Any) -> str | None:
@@ -54,19 +53,6 @@ def opt(*flags: str, help: str, default_value: Any = None, **kw) -> Any:
 
 def csv(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip()) if value else ()
-
-
-def levels(value: str) -> tuple[float, ...]:
-    """``--levels 0.5,0.8,0.9,0.95``: each strictly between 0 and 1."""
-    try:
-        out = tuple(float(v) for v in csv(value))
-    except ValueError as exc:
-        raise InputError(f"--levels '{value}' is not a list of numbers.",
-                         "write e.g. 0.5,0.8,0.9,0.95") from exc  # fmt: skip
-    if not out or not all(0 < lv < 1 for lv in out):
-        raise InputError(f"--levels {out} must lie strictly between 0 and 1.",
-                         "write e.g. 0.5,0.8,0.9,0.95")  # fmt: skip
-    return out
 
 
 # ----------------------------------------------------------------------------------------------

@@ -13,13 +13,13 @@ The metrics that score the uncertainty (coverage, AUROC) live with the other met
 
 from __future__ import annotations
 
-from ..config import LEVELS, UncertaintyConfig
+from ..config import LEVELS, UncertaintyConfig, parse_levels
 from .calibration import CALIBRATION_FILE, Calibration, calibrate, calibrate_model
 from .conformal import conformal_quantile, interval, nonconformity, per_gene_quantiles
 from .draws import Draws, draw
 from .ood import confidence, novel_groups, ood_distances, ood_score
 from .suggest import suggest, suggest_file
-from .summary import GenerateOutput, generate_outputs, parse_levels, summarize
+from .summary import GenerateOutput, generate_outputs, summarize
 
 __all__ = [
     "CALIBRATION_FILE",

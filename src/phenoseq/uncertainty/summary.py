@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys as K
-from ..config import LEVELS, SampleConfig, UncertaintyConfig, to_dict
+from ..config import SampleConfig, UncertaintyConfig, to_dict
 from ..errors import InputError
 from ..io import write_h5ad
 from ..model import Conditions, PhenoSeqModel
@@ -22,21 +22,6 @@ from .calibration import Calibration
 from .conformal import interval, spread_floor
 from .draws import Draws, controls, deltas, draw
 from .ood import confidence, ood_distances, ood_score
-
-
-def parse_levels(text: str | None) -> tuple[float, ...]:
-    """``"0.5,0.8,0.9,0.95"`` -> levels, each in (0, 1)."""
-    if not text:
-        return LEVELS
-    try:
-        levels = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError as exc:
-        raise InputError(f"--levels '{text}' is not a list of numbers.",
-                         "write e.g. 0.5,0.8,0.9,0.95") from exc  # fmt: skip
-    if not levels or not all(0 < lv < 1 for lv in levels):
-        raise InputError(f"--levels {levels} must lie strictly between 0 and 1.",
-                         "write e.g. 0.5,0.8,0.9,0.95")  # fmt: skip
-    return levels
 
 
 def check_summary_settings(
