@@ -13,29 +13,47 @@ from pathlib import Path
 
 import pytest
 
-#: writes, into body[data-probe], what the layout test checks: the page's and the window's
-#: width, every element that reaches past the window's edges, the page height, whether the
+#: writes, into body[data-probe], what the layout tests check: the page's and the window's
+#: width, every element that reaches past the window's edges (also after switching the plate
+#: map through its colour layers and clicking a row to sequence), script errors, whether the
 #: report's script finished, and the text of every SVG <text> (gene names in the charts)
 PROBE = """<script>
 (function () {
-  const iw = window.innerWidth, wide = [];
-  for (const e of document.querySelectorAll('body *')) {
-    const r = e.getBoundingClientRect();
-    if (r.width > 0 && (r.right > iw + 0.5 || r.left < -0.5)) {
-      wide.push(e.tagName + (e.id ? '#' + e.id : '') + ' ' + Math.round(r.left) + '..' +
-                Math.round(r.right));
+  const iw = window.innerWidth, wide = new Set(), errors = [];
+  window.addEventListener('error', (e) => errors.push(e.message));
+  function check() {
+    for (const e of document.querySelectorAll('body *')) {
+      const r = e.getBoundingClientRect();
+      if (r.width > 0 && (r.right > iw + 0.5 || r.left < -0.5)) {
+        wide.add(e.tagName + (e.id ? '#' + e.id : '') + ' ' + Math.round(r.left) + '..' +
+                 Math.round(r.right));
+      }
     }
   }
+  check();
   const texts = Array.from(document.querySelectorAll('svg text')).map((t) => t.textContent);
-  document.body.setAttribute('data-probe', JSON.stringify({
-    scroll_width: document.documentElement.scrollWidth, inner_width: iw, wide: wide,
-    height: document.documentElement.scrollHeight,
-    ready: document.body.getAttribute('data-ready') === '1', svg_text: texts,
+  const found = {
     wells: document.querySelectorAll('#plate-view g.well').length,
     heat_dots: document.querySelectorAll('#heat-view circle.well').length,
     forest_rows: document.querySelectorAll('#forest-view line').length,
     drill: (document.getElementById('drill-info') || {}).textContent || '',
-  }));
+  };
+  // every colour layer of the plate map, and a click on the first row to sequence: still fits
+  const layer = document.getElementById('layer'), layers = [];
+  for (const o of layer ? Array.from(layer.options) : []) {
+    layer.value = o.value;
+    layer.dispatchEvent(new Event('change'));
+    layers.push(o.value);
+    check();
+  }
+  const row = document.querySelector('#next-table tbody tr');
+  if (row) { row.click(); check(); }
+  document.body.setAttribute('data-probe', JSON.stringify(Object.assign(found, {
+    scroll_width: document.documentElement.scrollWidth, inner_width: iw, wide: Array.from(wide),
+    height: document.documentElement.scrollHeight, errors: errors, layers: layers,
+    ready: document.body.getAttribute('data-ready') === '1', svg_text: texts,
+    marked: document.querySelectorAll('#plate-view circle[stroke="#e7298a"]').length,
+  })));
 })();
 </script>"""
 

@@ -228,7 +228,9 @@ def test_prediction_report_fits_the_window_in_a_real_browser(tmp_path, width):
     s = summary(n_treated=60, long_names=True, rows=16)
     page = write_prediction_report(s, tmp_path / "r.html")
     r = probe(exe, page, width, tmp_path)
-    assert r["ready"], "the report's script did not finish"
+    assert r["ready"] and not r["errors"], f"the report's script failed: {r['errors']}"
+    assert r["layers"] == ["conf", "flag", "gene", "rank"]
+    assert r["marked"] >= 1  # the clicked row's well (and the drill-down's) ringed on the plate
     assert_fits(r, width, "the prediction report")
     assert r["wells"] == 62  # every predicted well drawn on the 384-well plate map
     texts = set(r["svg_text"])

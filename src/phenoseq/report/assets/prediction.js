@@ -193,8 +193,8 @@
   function plateLegend() {
     const host = document.getElementById("plate-legend");
     host.innerHTML = "";
-    const s = svg(host, Math.min(width("plate-legend"), 940), 40);
-    let x = 0;
+    const total = width("plate-legend"), s = svg(host, total, 42);
+    let x = 0, y = 20;
     const L = state.layer;
     if (L === "conf" || L === "gene") {
       const lim = L === "gene" ? geneLim() : 1;
@@ -202,25 +202,35 @@
         ? "log fold change of " + D.genes[state.gene] + " (vs control)" : "confidence";
       colourBar(s, 0, 4, 200, L === "gene" ? (t) => diverging(lo + t * 2 * lim, lim) : viridis,
         lo, lim, title);
-      x = 230;
+      x = 250;
     }
     const keys = [["ring", "control (outlined)"], ["empty", "no prediction"], ["sel", "selected"]];
     if (M.calibrated && L !== "flag") keys.unshift(["hatch", "flagged unlike training: no value"]);
     if (L === "gene") keys.unshift(["hollow", "uncertain (interval crosses 0)"]);
     if (L === "rank") keys.unshift(["rank", "rank in the list below"]);
+    if (L === "flag") keys.unshift(["flagged", "unlike the training data"], ["ok", "like the training data"]);
     keys.forEach((k) => {
-      const cx = x + 8, cy = 20;
-      const a = { cx: cx, cy: cy, r: 7, fill: "#fff", stroke: "#777" };
+      const a = { r: 7, fill: "#fff", stroke: "#777" };
       if (k[0] === "ring") Object.assign(a, { fill: "#d9d9d9", stroke: "#111", "stroke-width": 2.4 });
       if (k[0] === "empty") a.stroke = "#c8c8c8";
       if (k[0] === "hatch") a.fill = "url(#ps-hatch)";
       if (k[0] === "hollow") a["stroke-dasharray"] = "3,2";
       if (k[0] === "rank") a.fill = viridis(0.15);
       if (k[0] === "sel") Object.assign(a, { fill: "none", stroke: SEL, "stroke-width": 3 });
+      if (k[0] === "flagged") a.fill = FLAG;
+      if (k[0] === "ok") a.fill = "#9ecae1";
+      const t = el("text", { y: y + 4, "font-size": 12 }, s, k[1]);
+      const w = 24 + t.getComputedTextLength();
+      if (x + w > total && x > 250) { x = L === "conf" || L === "gene" ? 250 : 0; y += 22; }
+      t.setAttribute("x", x + 20);
+      a.cx = x + 8;
+      a.cy = y;
       el("circle", a, s);
-      const t = el("text", { x: cx + 12, y: cy + 4, "font-size": 12 }, s, k[1]);
-      x += 24 + t.getComputedTextLength();
+      if (k[0] === "flagged") el("circle", Object.assign({}, a, { fill: "url(#ps-hatch-dark)", stroke: "none" }), s);
+      x += w;
     });
+    s.setAttribute("height", Math.max(42, y + 14));
+    s.setAttribute("viewBox", "0 0 " + total + " " + Math.max(42, y + 14));
   }
   function colourBar(s, x, y, w, scale, lo, hi, title) {
     for (let k = 0; k < 40; k++) {
