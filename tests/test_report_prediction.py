@@ -191,7 +191,12 @@ def _metrics(tmp_path):
     np.savez_compressed(tmp_path / "m.plots.npz", x=np.zeros(1))
     cov = {lv: {"coverage": c, "mean_width": 1.0, "n_groups": 5}
            for lv, c in (("0.5", 0.55), ("0.9", 0.87))}  # fmt: skip
-    doc = {"model": {}, "baselines": {}, "ceilings": {},
+
+    def r(v):
+        return {"pearson_delta": {"seen": {"value": v}, "unseen": {"value": None}}}
+
+    doc = {"model": r(0.7), "baselines": {"train_mean": r(0.4)},
+           "ceilings": {"split_half": r(0.8)},
            "uncertainty": {"coverage": {"delta/seen": cov, "pseudobulk/seen": cov},
                            "ood_auroc": 0.8}}  # fmt: skip
     (tmp_path / "m.json").write_text(json.dumps(doc))
@@ -205,6 +210,7 @@ def test_cli_report_modes(tmp_path, capsys):
     assert "prediction report written to" in capsys.readouterr().out
     text = (tmp_path / "p.html").read_text()
     assert "0.87" in text and "Not shown: measuring coverage" not in text  # measured coverage
+    assert "<b>0.75 / –</b>" in text  # skill: (0.7 - 0.4) / (0.8 - 0.4), no unseen value
     assert text.count("<tr data-i=") == 2 + 5  # 2 wells to sequence, 5 treated in the overview
     s, m = str(tmp_path / "s.h5ad"), str(tmp_path / "m.json")
     for args, message in (

@@ -294,6 +294,26 @@ def _provenance(inp: Inputs) -> list[list[str]]:
     return [[k, str(v)] for k, v in rows]
 
 
+def _skill(metrics: dict | None) -> dict | None:
+    """Fold-change correlation on scale 0 = training mean, 1 = split-half ceiling, seen and
+    unseen treatments (from an evaluation's metrics.json)."""
+    if not metrics:
+        return None
+
+    def get(entry: dict, subset: str):
+        v = entry.get("pearson_delta", {}).get(subset, {}).get("value")
+        return None if v is None else float(v)
+
+    out = {}
+    for subset in ("seen", "unseen"):
+        m = get(metrics.get("model", {}), subset)
+        base = get(metrics.get("baselines", {}).get("train_mean", {}), subset)
+        top = get(metrics.get("ceilings", {}).get("split_half", {}), subset)
+        ok = None not in (m, base, top) and top - base > 1e-9
+        out[subset] = round((m - base) / (top - base), 3) if ok else None
+    return out if any(v is not None for v in out.values()) else None
+
+
 def _coverage(metrics: dict | None) -> dict | None:
     unc = (metrics or {}).get("uncertainty")
     return {"coverage": unc["coverage"], "auroc": unc.get("ood_auroc")} if unc else None
@@ -320,6 +340,7 @@ def build_payload(inp: Inputs, budget: int = 12, genes: list[str] | None = None)
         },
         "provenance": _provenance(inp), "wells": wells, **views,
         "next": _suggestions(s, budget), "reliability": _coverage(inp.metrics),
+        "skill": _skill(inp.metrics),
     }  # fmt: skip
 
 

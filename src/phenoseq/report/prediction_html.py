@@ -59,6 +59,11 @@ def _tiles(d: dict) -> str:
     tiles.append(("", "–" if got is None else f"{got:.2f}",
                   f"measured coverage of the {lv} intervals (seen treatments)" if got is not None
                   else "coverage not measured: no sequenced wells here"))  # fmt: skip
+    skill = d.get("skill")
+    if skill:
+        v = " / ".join("–" if skill[k] is None else f"{skill[k]:.2f}" for k in ("seen", "unseen"))
+        tiles.append(("", v, "skill (seen / unseen treatments): fold-change correlation, "
+                      "0 = training mean, 1 = replicate ceiling"))  # fmt: skip
     return "<div class=tiles>" + "".join(
         f"<div class='tile {c}'><b>{_e(v)}</b><span>{_e(t)}</span></div>" for c, v, t in tiles
     ) + "</div>"  # fmt: skip
