@@ -37,6 +37,7 @@ PROBE = """<script>
     heat_dots: document.querySelectorAll('#heat-view circle.well').length,
     forest_rows: document.querySelectorAll('#forest-view line').length,
     drill: (document.getElementById('drill-info') || {}).textContent || '',
+    more_rows: document.querySelectorAll('#more-table tbody tr').length,
   };
   // every colour layer of the plate map, and a click on the first row to sequence: still fits
   const layer = document.getElementById('layer'), layers = [];

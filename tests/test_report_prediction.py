@@ -211,7 +211,8 @@ def test_cli_report_modes(tmp_path, capsys):
     text = (tmp_path / "p.html").read_text()
     assert "0.87" in text and "Not shown: measuring coverage" not in text  # measured coverage
     assert "<b>0.75 / –</b>" in text  # skill: (0.7 - 0.4) / (0.8 - 0.4), no unseen value
-    assert text.count("<tr data-i=") == 2 + 5  # 2 wells to sequence, 5 treated in the overview
+    rows = text.split("<script")[0].count("<tr data-i=")
+    assert rows == 2 + 5  # 2 wells to sequence, 5 treated in the overview
     s, m = str(tmp_path / "s.h5ad"), str(tmp_path / "m.json")
     for args, message in (
         ([], "nothing to report"),
@@ -243,4 +244,5 @@ def test_prediction_report_fits_the_window_in_a_real_browser(tmp_path, width):
     assert {"A", "P", "1", "24"} <= texts  # rows A-P, columns 1-24
     assert {"IL6", "MYC"} <= texts  # gene symbols in the heatmap / forest plot
     assert r["heat_dots"] >= 60 * 4 and r["forest_rows"] > 10
+    assert r["more_rows"] == 20  # treatments past the first 40, drawn from the data
     assert "confidence 0.80" in r["drill"]  # the first treatment's confidence

@@ -141,7 +141,7 @@ def scatter(metrics: dict, plots: dict, max_panels: int = 12) -> Figure:
     each panel's axes fitted to its own cells."""
     groups = metrics["groups"]
     chosen = _pick(groups, list(groups), max_panels)
-    fig, axes = _grid(len(chosen), 4, 3.2, 2.9)
+    fig, axes = _grid(len(chosen), 4, 3.2, 3.0)
     rx, rg = plots["scatter_real_xy"], plots["scatter_real_group"].astype(str)
     gx, gg = plots["scatter_model_xy"], plots["scatter_model_group"].astype(str)
     ev = plots.get("pc_variance", np.array([np.nan, np.nan]))
@@ -155,7 +155,7 @@ def scatter(metrics: dict, plots: dict, max_panels: int = 12) -> Figure:
             ax.set_xlim(lo[0], hi[0])
             ax.set_ylim(lo[1], hi[1])
         e = ed.get(g)
-        ax.set_title(_title(groups, g) + ("" if e is None else f"  energy dist. {e:.2f}"),
+        ax.set_title(_title(groups, g) + ("" if e is None else f"\nenergy distance {e:.2f}"),
                      fontsize=10)  # fmt: skip
         ax.set_xlabel(f"PC1 ({ev[0]:.0%} of variance)", fontsize=9)
         ax.set_ylabel(f"PC2 ({ev[1]:.0%})", fontsize=9)
@@ -187,7 +187,7 @@ def r2_histogram(metrics: dict, plots: dict) -> Figure:
 def _confusion_panel(ax, c: np.ndarray, labels: np.ndarray, title: str) -> None:
     rows = c.sum(axis=1, keepdims=True)
     norm = np.divide(c, rows, out=np.zeros_like(c), where=rows > 0)
-    im = ax.imshow(norm, cmap="viridis", vmin=0, vmax=1)
+    im = ax.imshow(norm, cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
     present = rows.ravel() > 0
     ba = np.mean(np.diag(norm)[present]) if present.any() else float("nan")
     ax.set_title(f"{title}: balanced accuracy {ba:.2f}", fontsize=11)
@@ -195,7 +195,7 @@ def _confusion_panel(ax, c: np.ndarray, labels: np.ndarray, title: str) -> None:
     ax.set_ylabel("true treatment", fontsize=10)
     n = len(labels)
     if n <= 40:
-        size = 10 if n <= 15 else 9 if n <= 25 else 8
+        size = 10 if n <= 15 else 9 if n <= 30 else 8
         ax.set_xticks(range(n), labels, rotation=90, fontsize=size)
         ax.set_yticks(range(n), labels, fontsize=size)
     else:
@@ -210,7 +210,7 @@ def confusion(metrics: dict, plots: dict) -> Figure:
     """Row-normalised confusion matrices of treatment identification (seen treatments), two
     per row so the treatment names stay legible."""
     labels = plots.get("confusion_labels", np.array([])).astype(str)
-    side = float(np.clip(0.17 * len(labels) + 2.2, 4.2, 6.2))
+    side = float(np.clip(0.17 * len(labels) + 2.2, 4.2, 5.9))
     fig, axes = plt.subplots(2, 2, figsize=(2 * side + 1.0, 2 * side), constrained_layout=True)
     im = None
     for ax, name in zip(axes.ravel(), INPUTS, strict=True):

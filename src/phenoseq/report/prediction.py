@@ -224,13 +224,13 @@ def _gene_views(s: ad.AnnData, level: float, extra_genes: list[str]) -> dict:
     d = _delta(s, level)
     names = gene_names(s.var)
     if d is None:
-        return {"genes": [], "tops": {}, "heat": None, "pick": None}
+        return {"genes": [], "tops": {}, "heat": None, "pick": None, "symbols": False}
     m, lo, hi = d
     ctrl = s.obs.get("control_group", pd.Series("", index=s.obs.index)).astype(str)
     treated = np.isfinite(m).all(axis=1) & (ctrl.to_numpy() != s.obs_names.astype(str))
     rows = np.flatnonzero(treated)
     if not len(rows):
-        return {"genes": [], "tops": {}, "heat": None, "pick": None}
+        return {"genes": [], "tops": {}, "heat": None, "pick": None, "symbols": False}
     heat = _heat_genes(d, rows)
     wanted = [j for j in np.flatnonzero(np.isin(names, extra_genes) | np.isin(
         s.var_names, extra_genes)) if j not in heat]  # fmt: skip
@@ -242,8 +242,8 @@ def _gene_views(s: ad.AnnData, level: float, extra_genes: list[str]) -> dict:
         for j in keep:
             used.setdefault(j, len(used))
         tops[int(i)] = {"up": [used[j] for j in up], "down": [used[j] for j in down],
-                        "genes": [used[j] for j in keep], "m": _r(m[i, keep]),
-                        "lo": _r(lo[i, keep]), "hi": _r(hi[i, keep])}  # fmt: skip
+                        "genes": [used[j] for j in keep], "m": _r(m[i, keep], 2),
+                        "lo": _r(lo[i, keep], 2), "hi": _r(hi[i, keep], 2)}  # fmt: skip
     strength = np.abs(m[np.ix_(rows, heat)]).max(axis=1)
     shown = rows[np.sort(np.argsort(-strength, kind="stable")[:HEAT_ROWS])]
     mat = np.nan_to_num(m[np.ix_(shown, heat)])
@@ -253,10 +253,10 @@ def _gene_views(s: ad.AnnData, level: float, extra_genes: list[str]) -> dict:
     genes = sorted(used, key=used.get)
     return {
         "genes": [str(names[j]) for j in genes],
-        "ids": [str(s.var_names[j]) for j in genes],
         "tops": tops, "heat": heat_view,
-        "pick": {"cols": [used[int(j)] for j in pick], "m": _r(m[:, pick]),
-                 "lo": _r(lo[:, pick]), "hi": _r(hi[:, pick])},
+        "pick": {"cols": [used[int(j)] for j in pick], "m": _r(m[:, pick], 2),
+                 "lo": _r(lo[:, pick], 2), "hi": _r(hi[:, pick], 2)},
+        "symbols": bool(np.any(names != s.var_names.astype(str).to_numpy())),
     }  # fmt: skip
 
 
@@ -335,8 +335,7 @@ def build_payload(inp: Inputs, budget: int = 12, genes: list[str] | None = None)
             "level": level, "ood_threshold": float(info.get("ood_threshold", 0.05)),
             "n_genes": s.n_vars, "layout": plate_layout([w["pos"] for w in wells]),
             "plates": sorted({w["p"] for w in wells}), "has_delta": bool(views["tops"]),
-            "top_n": TOP_N, "budget": budget,
-            "symbols": bool(views["genes"]) and views["genes"] != views.get("ids"),
+            "top_n": TOP_N, "budget": budget, "symbols": views.pop("symbols"),
         },
         "provenance": _provenance(inp), "wells": wells, **views,
         "next": _suggestions(s, budget), "reliability": _coverage(inp.metrics),

@@ -32,6 +32,7 @@ def _e(x) -> str:
 def _num(v, nd: int = 2, signed: bool = False) -> str:
     if v is None:
         return "–"
+    v = v if round(v, nd) != 0 else 0.0  # no "-0.00"
     return f"{v:+.{nd}f}" if signed else f"{v:.{nd}f}"
 
 
@@ -42,8 +43,9 @@ def _well_name(w: dict) -> str:
 def _tiles(d: dict) -> str:
     m = d["meta"]
     lv = f"{m['level']:.0%}"
+    plural = "s" if m["n_controls"] != 1 else ""
     tiles = [
-        ("", f"{m['n_wells']}", f"wells predicted ({m['n_controls']} controls)"),
+        ("", f"{m['n_wells']}", f"wells predicted ({m['n_controls']} control{plural})"),
         ("warn" if m["n_flagged"] else "",
          "–" if m["n_flagged"] is None else f"{m['n_flagged']}",
          "flagged unlike the training data (OOD)" if m["calibrated"]
@@ -128,11 +130,10 @@ def treatments_table(d: dict) -> str:
             "</thead>")  # fmt: skip
     first = "".join(_overview_row(d, i) for i in order[:OVERVIEW_ROWS])
     out = f"<table class='pick overview'>{head}<tbody>{first}</tbody></table>"
-    if len(order) > OVERVIEW_ROWS:
-        rest = "".join(_overview_row(d, i) for i in order[OVERVIEW_ROWS:])
-        out += (f"<details><summary>Show the other {len(order) - OVERVIEW_ROWS} treatments"
-                f"</summary><table class='pick overview'>{head}<tbody>{rest}</tbody></table>"
-                "</details>")  # fmt: skip
+    if len(order) > OVERVIEW_ROWS:  # the rest drawn by the script from the data (smaller file)
+        out += (f"<details id=more data-from={OVERVIEW_ROWS} data-chips={CHIPS}><summary>Show "
+                f"the other {len(order) - OVERVIEW_ROWS} treatments</summary><table class='pick "
+                f"overview' id=more-table>{head}<tbody></tbody></table></details>")  # fmt: skip
     return out
 
 
@@ -163,6 +164,7 @@ def render_page(d: dict) -> str:
     m = d["meta"]
     lv = f"{m['level']:.0%}"
     plates = ", ".join(m["plates"]) if any(m["plates"]) else "plate not recorded"
+    names = "named by the symbols in var" if m["symbols"] else "named by var_names"
     reliability = "" if d.get("reliability") else (
         "<p class=note>Not shown: measuring coverage needs sequenced held-out wells. Run "
         "`phenoseq evaluate --summary S.h5ad ...` on wells that were sequenced and pass its "
@@ -172,8 +174,8 @@ def render_page(d: dict) -> str:
 <main>
 <header><h1>PhenoSeq prediction report</h1>
 <p class=sub>Predicted transcriptomes of {m["n_wells"]} imaged, unsequenced wells ({_e(plates)});
-{m["n_genes"]} genes; changes are log fold changes (log1p units) vs the same plate's control,
-with {lv} intervals.</p></header>
+{m["n_genes"]} genes ({names}); changes are log fold changes (log1p units) vs the same plate's
+control, with {lv} intervals.</p></header>
 {summary_card(d)}
 <section id=plate><h2>Plate map</h2>
 <div class=controls><label>colour by <select id=layer></select></label>

@@ -30,8 +30,9 @@
   }
   function num(v, d, signed) {
     if (v === null || v === undefined || Number.isNaN(v)) return "–";
-    const s = v.toFixed(d === undefined ? 2 : d);
-    return signed && v >= 0 ? "+" + s : s;
+    let s = v.toFixed(d === undefined ? 2 : d);
+    if (/^-0\.?0*$/.test(s)) s = s.slice(1);  // no "-0.00"
+    return signed && s[0] !== "-" ? "+" + s : s;
   }
   function hex(c) { return [1, 3, 5].map((i) => parseInt(c.slice(i, i + 2), 16)); }
   function ramp(stops, t) {
@@ -369,7 +370,7 @@
       el("line", { x1: X(v.lo), x2: X(v.hi), y1: y, y2: y, stroke: col, "stroke-width": 2 }, s);
       const p = el("circle", { cx: X(v.m), cy: y, r: 4.5, fill: c === 0 ? "#fff" : col, stroke: col,
         "stroke-width": 1.5 }, s);
-      hover(p, () => "<b>" + esc(D.genes[v.g]) + "</b> " + esc(D.ids ? "(" + D.ids[v.g] + ")" : "") +
+      hover(p, () => "<b>" + esc(D.genes[v.g]) + "</b>" +
         "<br>" + num(v.m, 2, true) + " [" + num(v.lo, 2, true) + ", " + num(v.hi, 2, true) + "]<br>" + callName(c));
       el("text", { x: total - valW + 10, y: y + 4, "font-size": 11.5, fill: c === 0 ? "#777" : col,
         style: "fill:" + (c === 0 ? "#777" : col) }, s,
@@ -489,6 +490,29 @@
       tr.classList.toggle("sel", i === state.mark || i === state.sel);
     });
   }
+  function chips(i, key, n) {
+    const t = D.tops[i], at = {};
+    t.genes.forEach((g, k) => { at[g] = k; });
+    return t[key].slice(0, n).map((g) => {
+      const k = at[g], m = t.m[k], lo = t.lo[k], hi = t.hi[k];
+      const cls = lo > 0 ? "up" : hi < 0 ? "down" : "unc";
+      return "<span class='gene " + cls + "' title='" + num(m, 2, true) + " [" + num(lo, 2, true) +
+        ", " + num(hi, 2, true) + "]'>" + esc(D.genes[g]) + " <small>" + num(m, 1, true) +
+        "</small></span>";
+    }).join("") || "<span class=muted>none</span>";
+  }
+  function moreRows() {  // the overview rows past the first ones, which the page leaves out
+    const more = document.getElementById("more");
+    if (!more) return;
+    const from = +more.getAttribute("data-from"), n = +more.getAttribute("data-chips");
+    more.querySelector("tbody").innerHTML = treated().slice(from).map((i) => {
+      const w = W[i];
+      return "<tr data-i=" + i + (w.flag ? " class=flagged" : "") + "><td>" + esc(w.t) +
+        "</td><td>" + esc(wellName(w)) + "</td><td class=num>" + num(w.conf) + "</td><td>" +
+        (w.flag ? "<span class=flag>unlike training</span>" : "") + "</td><td>" +
+        chips(i, "up", n) + "</td><td>" + chips(i, "down", n) + "</td></tr>";
+    }).join("");
+  }
   function wireTables() {
     document.querySelectorAll("table.overview tbody tr").forEach((tr) => {
       tr.addEventListener("click", () => select(+tr.getAttribute("data-i"), true));
@@ -592,8 +616,12 @@
     drawReliability();
   }
   controls();
+  moreRows();
   wireTables();
-  const first = treated()[0];
+  // open the treatment with the most confident change (|effect| / interval half-width)
+  const sure = (i) => Math.max.apply(null, D.tops[i].m.map((m, k) =>
+    Math.abs(m) / Math.max((D.tops[i].hi[k] - D.tops[i].lo[k]) / 2, 1e-9)));
+  const first = treated().reduce((a, b) => (a === undefined || sure(b) > sure(a) ? b : a), undefined);
   state.sel = first === undefined ? null : first;
   if (state.sel !== null) document.getElementById("treat-pick").value = String(state.sel);
   else document.getElementById("drill").querySelector(".controls").style.display = "none";
