@@ -246,3 +246,19 @@ def test_prediction_report_fits_the_window_in_a_real_browser(tmp_path, width):
     assert r["heat_dots"] >= 60 * 4 and r["forest_rows"] > 10
     assert r["more_rows"] == 20  # treatments past the first 40, drawn from the data
     assert "confidence 0.80" in r["drill"]  # the first treatment's confidence
+
+
+def test_prediction_report_without_wells_calibration_or_controls_still_draws(tmp_path):
+    """Uncalibrated, no well positions, then no deltas either: the script finishes without an
+    error and the page still fits 1000 px."""
+    exe = chromium()
+    s = summary(calibrated=False)
+    del s.obs["Metadata_Well"]
+    r = probe(exe, write_prediction_report(s, tmp_path / "a.html"), 1000, tmp_path)
+    assert r["ready"] and not r["errors"] and r["wells"] == 0
+    assert r["layers"] == ["gene", "rank"]  # no confidence layers without a calibration
+    assert_fits(r, 1000, "the prediction report without wells")
+    for k in [k for k in s.layers if k.startswith("delta")]:
+        del s.layers[k]
+    r = probe(exe, write_prediction_report(s, tmp_path / "b.html"), 1000, tmp_path)
+    assert r["ready"] and not r["errors"] and r["layers"] == ["rank"]
