@@ -4,14 +4,14 @@ checks, and the report rendered by a real browser (headless chromium)."""
 from __future__ import annotations
 
 import json
-import os
+import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from browser import assert_fits, browse, chromium, probe, screenshot
 from phenoseq.cli import main
 from phenoseq.demo import run_demo
 from phenoseq.evaluate.suite import BASELINES, INPUTS, METRICS
@@ -107,9 +107,9 @@ def test_report_needs_only_the_metrics_and_refuses_a_broken_pair(run, tmp_path, 
     shutil.copy(run / "metrics.plots.npz", tmp_path / "m.plots.npz")
     main(["report", "--metrics", str(metrics), "--out", str(tmp_path / "r.html"), "--figures",
           str(tmp_path / "figs")])  # fmt: skip
-    assert len(list((tmp_path / "figs").glob("*.png"))) == 5
+    assert len(list((tmp_path / "figs").glob("*.png"))) == 6
     text = (tmp_path / "r.html").read_text()
-    assert text.count("data:image/png;base64,") == 5 and "src='http" not in text
+    assert text.count("data:image/png;base64,") == 6 and "src='http" not in text
     (tmp_path / "m.plots.npz").write_bytes(b"not an npz")
     with pytest.raises(SystemExit):
         main(["report", "--metrics", str(metrics), "--out", str(tmp_path / "r2.html")])
@@ -129,38 +129,18 @@ for (const f of document.querySelectorAll('figure.plot')) {
 </script>"""
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
-def _browser(exe: str, *args: str) -> subprocess.CompletedProcess:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-             "--force-device-scale-factor=1", "--virtual-time-budget=5000"]  # fmt: skip
-    return subprocess.run([exe, *flags, *args], capture_output=True, text=True, timeout=120,
-                          check=True)  # fmt: skip
-
-
 def test_report_renders_in_a_real_browser(run, tmp_path):
-    exe = _chromium()
-    if exe is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is not installed; .ci/run must install it (apt-get install "
-                        "chromium)")  # fmt: skip
-        pytest.skip("chromium not installed (CI installs it)")
+    exe = chromium()
     from PIL import Image
 
     page = tmp_path / "probe.html"
     page.write_text((run / "report.html").read_text().replace("</body>", BBOX_SCRIPT + "</body>"))
     width = 1400
-    dom = _browser(exe, f"--window-size={width},1000", "--dump-dom", page.as_uri()).stdout
+    dom = browse(exe, f"--window-size={width},1000", "--dump-dom", page.as_uri()).stdout
     height = int(dom.split('data-height="')[1].split('"')[0])
     boxes = [b.split('"')[0] for b in dom.split('data-bbox="')[1:]]
-    assert len(boxes) == 5, dom[:500]
-    shot = tmp_path / "shot.png"
-    _browser(exe, f"--window-size={width},{height}", f"--screenshot={shot}", page.as_uri())
+    assert len(boxes) == 6, dom[:500]
+    shot = screenshot(exe, page, width, height, tmp_path / "shot.png")
     img = np.asarray(Image.open(shot).convert("L"), dtype=float)
     for box in boxes:
         left, top, w, h, ok = box.split(",")
@@ -170,6 +150,22 @@ def test_report_renders_in_a_real_browser(run, tmp_path):
         assert area.shape[0] > 100 and area.shape[1] > 300, box
         ink = (area < 200).mean()  # share of non-white pixels: axes, bars, points, text
         assert ink > 0.02 and area.std() > 20, f"blank plot area at {box}: ink {ink:.3f}"
+
+
+@pytest.mark.parametrize("width", [1000, 1400])
+def test_evaluation_report_fits_the_window(run, tmp_path, width):
+    """No sideways scrolling at 1000 or 1400 px; plain metric names, not code names, head the
+    tables; the per-treatment table and the fold-change figure are there, with gene names."""
+    exe = chromium()
+    r = probe(exe, run / "report.html", width, tmp_path)
+    assert_fits(r, width, "the evaluation report")
+    text = (run / "report.html").read_text()
+    heads = re.findall(r"<th[^>]*>([^<]*)</th>", text)
+    assert "Energy distance ↓" in heads and not any("mmd_rbf" in h for h in heads)
+    assert "Scores per treatment" in text and "id='fold_changes'" in text
+    assert "slightly negative" in text and "<th>model</th>" in text  # provenance as a table
+    genes = np.load(run / "metrics.plots.npz")["fold_change_genes"]
+    assert genes.shape[1] == 10 and str(genes[0, 0]).startswith("G")  # named genes plotted
 
 
 def test_generated_cells_must_cover_every_held_out_group(run, tmp_path, capsys):

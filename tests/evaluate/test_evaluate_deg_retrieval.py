@@ -11,7 +11,13 @@ from phenoseq.errors import InputError
 from phenoseq.evaluate import balanced_accuracy, pearson, r2_per_gene
 from phenoseq.evaluate.deg import deg_overlap, wilcoxon_z
 from phenoseq.evaluate.identification import _confusion
-from phenoseq.evaluate.retrieval import average_precision, map_per_label, mean_average_precision
+from phenoseq.evaluate.retrieval import (
+    average_precision,
+    chance_average_precision,
+    chance_map,
+    map_per_label,
+    mean_average_precision,
+)
 
 
 def test_wilcoxon_z_hand_values():
@@ -86,6 +92,23 @@ def test_average_precision_matches_sklearn():
     # random profiles: mAP near the share of positives (11 of 59)
     noise = rng.normal(size=(60, 8))
     assert abs(mean_average_precision(noise, lab) - 11 / 59) < 0.12
+
+
+def test_chance_average_precision_is_the_mean_over_every_random_ranking():
+    from itertools import combinations
+
+    for n_pos, n_others in ((1, 1), (1, 4), (2, 5), (3, 7), (6, 6)):
+        aps = []
+        for pos in combinations(range(n_others), n_pos):  # every placement is equally likely
+            rel = np.isin(np.arange(n_others), pos)
+            aps.append(average_precision_score(rel, -np.arange(n_others)))
+        assert chance_average_precision(n_pos, n_others) == pytest.approx(np.mean(aps))
+    assert np.isnan(chance_average_precision(0, 5))
+    # per label, as map_per_label averages: 12 of 60 -> 11 positives among 59 others
+    chance = chance_map(np.repeat(list("abcde"), 12))
+    assert chance["a"] == pytest.approx(chance_average_precision(11, 59))
+    assert 11 / 59 < chance["a"] < 0.25  # above the share of positives (small sets)
+    assert "x" not in chance_map(np.array(["x", "y", "y"]))  # a single profile has no positive
 
 
 def test_retrieval_needs_two_labels():

@@ -10,6 +10,7 @@ import pytest
 
 from phenoseq.evaluate import baselines as B
 from phenoseq.evaluate.cells import Cells
+from phenoseq.evaluate.retrieval import chance_average_precision
 from phenoseq.evaluate.space import fit_space
 from phenoseq.evaluate.suite import BASELINES, INPUTS, METRICS, EvaluationData, score
 
@@ -127,6 +128,30 @@ def test_score_schema_and_ordering(world):
     assert m["retrieval_map"]["model"]["all"] > m["retrieval_map"]["train_mean"]["all"]
     assert ev.plots["r2_model"].shape == (N_GENES,)
     assert ev.plots["confusion_imaging"].shape == (6, 6)
+    # chance lines: 6 training classes; random rankings of the real cells' sample (20 per group)
+    assert ti["chance_balanced_accuracy"] == pytest.approx(1 / 6)
+    assert ti["chance_unseen_retrieval_map"] == pytest.approx(chance_average_precision(29, 59))
+    assert m["retrieval_chance"]["all"] == pytest.approx(chance_average_precision(19, 159))
+    assert m["retrieval_map"]["real"]["all"] > 2 * m["retrieval_chance"]["all"]
+
+
+def test_score_keeps_each_treatments_top_fold_changes_with_gene_names(world):
+    data, perfect = world
+    space = fit_space(data.expr_train.x, n_pcs=10)
+    p = score(data, {"model": perfect}, space, seed=0, k=10).plots
+    groups = p["fold_change_groups"].tolist()
+    assert groups == sorted(set(data.test_labels().index) - {"DMSO_R3"})  # no control row
+    assert p["fold_change_genes"].shape == p["fold_change_real"].shape == (7, 10)
+    assert set(p["fold_change_genes"].ravel()) <= set(data.genes)
+    real = data.expr_test
+    control = real.x[real.labels == "DMSO"].mean(axis=0)
+    for i, g in enumerate(groups):  # the real changes, largest first, of the named genes
+        delta = real.group(g).mean(axis=0) - control
+        top = np.argsort(-np.abs(delta))[:10]
+        assert p["fold_change_genes"][i].tolist() == [data.genes[j] for j in top]
+        np.testing.assert_allclose(p["fold_change_real"][i], delta[top])
+    # draws from the true distributions predict the real changes
+    assert np.corrcoef(p["fold_change_real"].ravel(), p["fold_change_model"].ravel())[0, 1] > 0.9
 
 
 def test_score_is_deterministic(world):

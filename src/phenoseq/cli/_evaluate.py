@@ -48,17 +48,38 @@ def evaluate(
 
 @app.command()
 def report(
-    metrics: Annotated[Path, opt("--metrics", help="metrics.json of `phenoseq evaluate`.")],
     out: Annotated[Path, opt("--out", help="Self-contained HTML report to write.")],
+    summary: Annotated[
+        Path | None,
+        opt("--summary", help="`generate --summary` output: the prediction report of its wells."),
+    ] = None,
+    metrics: Annotated[
+        Path | None,
+        opt(
+            "--metrics",
+            help="metrics.json of `phenoseq evaluate`: the evaluation report "
+            "(with --summary: its measured coverage in the prediction report).",
+        ),
+    ] = None,
+    generated: Annotated[
+        Path | None, opt("--generated", help="Generated cells: the model's provenance.")
+    ] = None,
+    budget: Annotated[
+        int, opt("--budget", help="Wells in the 'sequence next' list.", default_value=12)
+    ] = 12,
+    genes: Annotated[
+        str | None, opt("--genes", help="Genes to add to the plate map's picker (comma-separated).")
+    ] = None,
     figures: Annotated[
-        Path | None, opt("--figures", help="Also write each plot as a PNG into this folder.")
+        Path | None, opt("--figures", help="Evaluation report: also write each plot as a PNG here.")
     ] = None,
 ) -> None:
-    """Write the HTML report (plots embedded) of an evaluation."""
-    from ..report.html import write_report
+    """Write an HTML report: of predictions (--summary) or of an evaluation (--metrics)."""
+    from ..report.files import write_report_files
+    from ._options import csv
 
-    write_report(metrics, out, figures)
-    console.print(f"report written to {out}" + (f" (PNGs in {figures})" if figures else ""))
+    kind = write_report_files(out, metrics, summary, generated, budget, list(csv(genes)), figures)
+    console.print(f"{kind} report written to {out}" + (f" (PNGs in {figures})" if figures else ""))
 
 
 @app.command()

@@ -41,6 +41,28 @@ def map_per_label(profiles: np.ndarray, labels: np.ndarray) -> pd.Series:
     return pd.Series(ap).groupby(np.asarray(labels).astype(str)).mean().dropna()
 
 
+def chance_average_precision(n_positive: int, n_others: int) -> float:
+    """Expected AP of a query whose ``n_others`` candidates, ``n_positive`` of them positive,
+    are ranked at random (exact: the mean over ranks ``i`` of P(positive at i) times the
+    expected precision at i given a positive there). About the share of positives; NaN
+    without a positive."""
+    if n_positive < 1 or n_others < 1:
+        return float("nan")
+    i = np.arange(1, n_others + 1)
+    slope = (n_positive - 1) / (n_others - 1) if n_others > 1 else 0.0
+    return float(np.mean((1 + slope * (i - 1)) / i))
+
+
+def chance_map(labels: np.ndarray) -> pd.Series:
+    """The mAP of every label (as :func:`map_per_label` averages it) when every query's
+    candidates are ranked at random: the chance line of retrieval."""
+    labels = np.asarray(labels).astype(str)
+    names, counts = np.unique(labels, return_counts=True)
+    n = len(labels)
+    return pd.Series({lab: chance_average_precision(int(c) - 1, n - 1)
+                      for lab, c in zip(names, counts, strict=True) if c > 1})  # fmt: skip
+
+
 def mean_average_precision(profiles: np.ndarray, labels: np.ndarray) -> float:
     """Mean over labels of :func:`map_per_label` (each treatment weighs the same)."""
     per_label = map_per_label(profiles, labels)

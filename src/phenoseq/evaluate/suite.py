@@ -23,7 +23,7 @@ from .deg import deg_overlap
 from .distances import e_distance, energy_distance, median_bandwidth, mmd_rbf, subsample_to
 from .identification import fuse, gap_closure, treatment_identification
 from .profiles import pearson, pearson_delta, r2_per_gene
-from .retrieval import map_per_label, mean_average_precision
+from .retrieval import chance_map, map_per_label, mean_average_precision
 from .space import ExpressionSpace
 
 # metric -> whether lower is better (the report and the console use this)
@@ -208,28 +208,66 @@ def _identification(
                         ("unseen_gap_closure", out["unseen_retrieval_map"])):  # fmt: skip
         out[key] = gap_closure(scores["imaging"], scores["imaging_generated"],
                                scores["imaging_real"])  # fmt: skip
+    # the chance lines: a random classifier over the training classes; random rankings
+    out["chance_balanced_accuracy"] = 1.0 / len(np.unique(trains["imaging"].labels))
+    unseen_labels = m_te.labels[~np.isin(m_te.labels, list(seen))]
+    out["chance_unseen_retrieval_map"] = (
+        float(chance_map(unseen_labels).mean())
+        if len(np.unique(unseen_labels)) >= 2 else float("nan")
+    )  # fmt: skip
     out["n_seen_labels"] = int(len(set(data.test_labels()) & seen))
     out["n_unseen_labels"] = int(len(set(data.test_labels()) - seen))
     return out, plots
 
 
+def _by_subset(per_label: pd.Series, seen: set[str]) -> dict[str, float]:
+    """Mean of per-label values over seen / unseen / all labels (NaN where none)."""
+    entry = {s: float("nan") for s in SUBSETS}
+    is_seen = per_label.index.isin(list(seen))
+    for s, mask in (("seen", is_seen), ("unseen", ~is_seen),
+                    ("all", np.ones(len(per_label), bool))):  # fmt: skip
+        if mask.any():
+            entry[s] = float(per_label[mask].mean())
+    return entry
+
+
 def _retrieval(
     populations: dict[str, Cells], seen: set[str], n_cells: int, rng: np.random.Generator
-) -> dict:
-    """Treatment-retrieval mAP of every population's cells (PCs), by seen/unseen/all labels."""
-    out = {}
+) -> tuple[dict, dict]:
+    """Treatment-retrieval mAP of every population's cells (PCs), by seen/unseen/all labels,
+    and the chance level of the real cells' sample (random rankings)."""
+    out, chance = {}, {s: float("nan") for s in SUBSETS}
     for name, pop in populations.items():
         pop = pop.per_group(n_cells, rng)
         entry = {s: float("nan") for s in SUBSETS}
         if len(np.unique(pop.labels)) >= 2:
-            per_label = map_per_label(pop.x, pop.labels)
-            is_seen = per_label.index.isin(list(seen))
-            for s, mask in (("seen", is_seen), ("unseen", ~is_seen),
-                            ("all", np.ones(len(per_label), bool))):  # fmt: skip
-                if mask.any():
-                    entry[s] = float(per_label[mask].mean())
+            entry = _by_subset(map_per_label(pop.x, pop.labels), seen)
+            if name == "real":
+                chance = _by_subset(chance_map(pop.labels), seen)
         out[name] = entry
-    return out
+    return out, chance
+
+
+def top_fold_changes(
+    pred_means: pd.DataFrame, real_means: pd.DataFrame, control: np.ndarray | None,
+    genes: list[str], is_control: dict[str, bool], n: int = 10,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """Each treated group's ``n`` genes of largest real change vs the control mean, with the
+    real and the predicted change (log1p units): the report's fold-change panels."""
+    groups = [g for g in real_means.index if not is_control.get(g, False)]
+    if control is None or not groups:
+        return {}
+    c = control.mean(axis=0)
+    real = real_means.loc[groups].to_numpy() - c
+    pred = pred_means.loc[groups].to_numpy() - c
+    n = min(n, real.shape[1])
+    top = np.argsort(-np.abs(real), axis=1, kind="stable")[:, :n]
+    return {
+        "fold_change_groups": np.asarray(groups, dtype=str),
+        "fold_change_genes": np.asarray(genes, dtype=str)[top],
+        "fold_change_real": np.take_along_axis(real, top, axis=1),
+        "fold_change_model": np.take_along_axis(pred, top, axis=1),
+    }
 
 
 def score(
@@ -283,6 +321,8 @@ def score(
         plots[f"r2_{name}"] = r2
         if name == "model":
             metrics["model"] = entry
+            is_ctrl = {g: lab == data.control for g, lab in test_labels.items()}
+            plots |= top_fold_changes(pm, rm, control, data.genes, is_ctrl)
         elif name == "split_half":
             metrics["ceilings"]["split_half"] = entry
         else:
@@ -295,7 +335,9 @@ def score(
     metrics["treatment_identification"] = ident
     plots |= ident_plots
     retrieval_pops = {"real": pcs["real"], **{n: pcs[n] for n in methods}}
-    metrics["retrieval_map"] = _retrieval(retrieval_pops, seen, n_retrieval_cells, rng)
+    metrics["retrieval_map"], metrics["retrieval_chance"] = _retrieval(
+        retrieval_pops, seen, n_retrieval_cells, rng
+    )
     metrics["groups"] = {
         g: {"label": lab, "seen": lab in seen, "is_control": lab == data.control,
             "n_real": int((real.groups == g).sum())}
