@@ -38,6 +38,7 @@ def fmt(v, missing: str = "–") -> str:
 #: plain names of the metrics (reports and plots; metrics.json keeps the keys)
 METRIC_NAMES = {
     "energy_distance": "Energy distance",
+    "e_distance": "E-distance (scPerturb)",
     "mmd_rbf": "Kernel distance (MMD)",
     "pearson_pseudobulk": "Pseudo-bulk correlation",
     "pearson_delta": "Fold-change correlation",
@@ -51,6 +52,10 @@ GLOSSARY = {
     "energy_distance": "How far the generated cells' distribution is from the real cells' "
     "(30 principal components of the training expression): 0 when they are the same, larger "
     "when they differ. Lower is better.",
+    "e_distance": "The E-distance of scPerturb and pertpy: the same formula with squared "
+    "distances, as those tools compute it (so numbers compare with theirs); with squared "
+    "distances it measures only how far apart the two means are (twice the squared distance "
+    "of the means), never negative. Lower is better.",
     "mmd_rbf": "Maximum mean discrepancy with a Gaussian kernel, another distance between the "
     "two cell distributions, more sensitive to local structure (kernel width: the median "
     "distance between the group's real cells). Lower is better.",
