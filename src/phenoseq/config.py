@@ -25,6 +25,8 @@ ExpressionKind = Literal["counts", "continuous"]  # of an input file (embedding:
 SplitKind = Literal["none", "replicate", "treatment"]
 PredictionType = Literal["epsilon", "v_prediction", "sample"]
 Precision = Literal["auto", "fp32", "bf16"]
+MeanHeadKind = Literal["mixture", "mean", "krr", "none"]
+ConditionKind = Literal["group", "set"]
 #: the default interval levels of calibration and summaries
 LEVELS = (0.5, 0.8, 0.9, 0.95)
 
@@ -120,6 +122,21 @@ class DiffusionConfig(Checked):
 
 
 @dataclass(frozen=True)
+class MeanHeadConfig(Checked):
+    """The closed-form mean head (docs/model.md): ``mixture`` generates each cell around the
+    training mean of a treatment drawn from the calibrated posterior (or around kernel ridge's
+    interpolation for a new compound); ``mean`` around the posterior-weighted mean; ``krr`` around
+    kernel ridge alone; ``none`` has no head (the diffusion generates the cells directly)."""
+
+    kind: MeanHeadKind = "mixture"
+    temperature: float = 8.0  # divides the posterior's log-likelihoods
+    p_new: float = 0.05  # prior of the "new compound" class
+    noise_scale: float = 1.0  # per-cell noise of the new component, x kernel ridge's variance
+    length_scales: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)  # x the median well distance
+    alphas: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0)
+
+
+@dataclass(frozen=True)
 class ModelConfig(Checked):
     """Every constructor argument of the networks, and what registration keeps of the data."""
 
@@ -137,7 +154,13 @@ class ModelConfig(Checked):
     n_variable_genes: int | None = None
     # morphology normalisation: z-score against the control cells of each batch (this obs
     # column); "auto" = the split's replicate column when every batch has control cells
-    batch_key: str | None = None
+    batch_key: str | None = "auto"
+    # what the diffusion is conditioned on: "group" = the well (all its cells' mean
+    # morphology, and the mean head's latent mean), "set" = a random set of set_size cells
+    condition: ConditionKind = "group"
+    residual: bool = True  # generate each cell's deviation from the mean head's mean
+    max_condition_cells: int = 4096  # cells of a well averaged for its condition (random)
+    mean_head: MeanHeadConfig = field(default_factory=MeanHeadConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
 
 
@@ -196,6 +219,7 @@ class UncertaintyConfig(Checked):
 #: the TOML table of every config a ``--config`` file may hold
 SECTIONS: dict[str, type] = {
     "model": ModelConfig,
+    "mean_head": MeanHeadConfig,
     "diffusion": DiffusionConfig,
     "train": TrainConfig,
     "sample": SampleConfig,
@@ -309,8 +333,8 @@ def read_settings(path: str | Path) -> dict:
 def read_config_file(path: str | Path | None) -> dict[str, Any]:
     """The configs of a ``--config`` file: section name -> config (only the tables it has).
 
-    ``[diffusion]`` is folded into the model config's ``diffusion``; an unknown table or key is
-    an error naming it.
+    ``[diffusion]`` and ``[mean_head]`` are folded into the model config's fields of those names;
+    an unknown table or key is an error naming it.
     """
     if path is None:
         return {}
@@ -319,9 +343,10 @@ def read_config_file(path: str | Path | None) -> dict[str, Any]:
     if unknown:
         raise InputError(f"unknown table(s) {unknown}.", f"use {sorted(SECTIONS)}", path)
     where = f" in [{{}}] of {path}"
+    nested = ("diffusion", "mean_head")  # fields of the model config
     out = {name: from_dict(SECTIONS[name], table, where.format(name))
-           for name, table in doc.items() if name != "diffusion"}  # fmt: skip
-    if "diffusion" in doc:
-        diffusion = from_dict(DiffusionConfig, doc["diffusion"], where.format("diffusion"))
-        out["model"] = dataclasses.replace(out.get("model", ModelConfig()), diffusion=diffusion)
+           for name, table in doc.items() if name not in nested}  # fmt: skip
+    for name in (n for n in nested if n in doc):
+        part = from_dict(SECTIONS[name], doc[name], where.format(name))
+        out["model"] = dataclasses.replace(out.get("model", ModelConfig()), **{name: part})
     return out

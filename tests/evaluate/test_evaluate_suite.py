@@ -164,7 +164,21 @@ def test_score_is_deterministic(world):
 
 
 def test_baseline_names_are_the_documented_ones():
-    assert BASELINES == ("train_mean", "lookup", "nearest_group", "ridge", "unconditional")
+    from pathlib import Path
+
+    assert BASELINES == (
+        "train_mean",
+        "lookup",
+        "nearest_group",
+        "ridge",
+        "unconditional",
+        "recognise_copy",
+        "posterior_lookup",
+        "kernel_ridge",
+        "mean_head_copy",
+    )
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "evaluation.md").read_text()
+    assert all(f"| `{name}` |" in doc for name in BASELINES)
 
 
 def test_degenerate_groups_do_not_break_the_scores(world):

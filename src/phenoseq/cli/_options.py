@@ -194,8 +194,8 @@ def _plain(hint: Any) -> type:
 
 
 CONFIG_FILE = _param("config_file", Path | None, opt(
-    "--config", help="TOML file of settings: tables [model], [diffusion], [train], [sample], "
-    "[uncertainty]; flags override it."))  # fmt: skip
+    "--config", help="TOML file of settings: tables [model], [mean_head], [diffusion], "
+    "[train], [sample], [uncertainty]; flags override it."))  # fmt: skip
 
 
 def with_settings(*settings: Setting):

@@ -91,6 +91,26 @@ class InMemoryGroupStore:
         rows = target.ravel()[:batch_size]
         return PairBatch(self.expr_x[rows], self.morph_x[cells], set_index, gs)
 
+    def well_batch(
+        self, rng: np.random.Generator, batch_size: int, targets_per_set: int, min_cells: int
+    ) -> PairBatch:
+        """Like :meth:`pair_batch`, with each group's morphology summarised as the mean of a
+        random subset of its cells (between ``min(min_cells, n)`` and all ``n`` of them): the
+        well-level condition, made as noisy as a smaller well's now and then (augmentation).
+        ``cells`` is then ``"n_sets n_features"``."""
+        n_sets = -(-batch_size // targets_per_set)
+        gs = rng.choice(self.groups, size=n_sets)
+        means = np.empty((n_sets, self.morph_x.shape[1]), dtype=np.float32)
+        target = np.empty((n_sets, targets_per_set), dtype=np.int64)
+        for i, g in enumerate(gs):
+            rows = self._morph_rows[g]
+            k = int(rng.integers(min(min_cells, len(rows)), len(rows) + 1))
+            means[i] = self.morph_x[rng.choice(rows, size=k, replace=False)].mean(axis=0)
+            target[i] = rng.choice(self._expr_rows[g], size=targets_per_set)
+        set_index = np.repeat(np.arange(n_sets), targets_per_set)[:batch_size]
+        rows = target.ravel()[:batch_size]
+        return PairBatch(self.expr_x[rows], means, set_index, gs)
+
 
 class BlockShuffleBuffer:
     """Random rows of a matrix too large for memory, read from disk as blocks of consecutive rows.

@@ -11,7 +11,15 @@ baseline is one function here with the :func:`baseline` decorator:
 - ``nearest_group``: the cells of the training group whose mean morphology is closest;
 - ``ridge``: ridge regression from mean morphology to pseudo-bulk, with cells drawn around the
   prediction from the training within-group residual covariance in the evaluation PC space;
-- ``unconditional``: the model itself at guidance 0 (no morphology).
+- ``unconditional``: the model itself at guidance 0 (no morphology);
+- ``recognise_copy``: the training treatment whose centroid is nearest to the well's mean
+  morphology, and distinct training cells of it (what recognising the treatment alone gives);
+- ``posterior_lookup``: distinct training cells of every training treatment in proportion to a
+  calibrated group-level posterior (the mean head's, closed set);
+- ``kernel_ridge``: kernel ridge (RBF + linear) from the well's mean morphology to its
+  pseudo-bulk, cells drawn around the prediction as for ridge;
+- ``mean_head_copy``: the model's own mean head (its predicted pseudo-bulk) with residuals copied
+  from the nearest training treatment: what the diffusion must beat to earn its place.
 """
 
 from __future__ import annotations
@@ -23,7 +31,10 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import RidgeCV
 
+from ..config import MeanHeadConfig
 from ..errors import InputError
+from ..model import PhenoSeqModel
+from ..model._mean_head import TreatmentPosterior, Wells, fit_space, select_kernel_ridge
 from .cells import Cells, EvaluationData
 from .space import ExpressionSpace
 
@@ -39,6 +50,7 @@ class BaselineInputs:
     n_cells: int
     rng: np.random.Generator
     generate: Callable[[float], Cells] | None = None
+    model: PhenoSeqModel | None = None  # for the baselines built from the model's own parts
 
     @property
     def labels(self) -> pd.Series:
@@ -59,7 +71,8 @@ REGISTRY: dict[str, Baseline] = {}
 
 
 def baseline(name: str, label: str, needs_model: bool = False):
-    """Register ``fn(inputs: BaselineInputs) -> Cells`` as a baseline."""
+    """Register ``fn(inputs: BaselineInputs) -> Cells`` as a baseline (returning None skips it,
+    e.g. a model without the part it needs)."""
 
     def register(fn: Callable[[BaselineInputs], Cells]) -> Callable[[BaselineInputs], Cells]:
         REGISTRY[name] = Baseline(name, label, fn, needs_model)
@@ -70,8 +83,9 @@ def baseline(name: str, label: str, needs_model: bool = False):
 
 def predict_all(inputs: BaselineInputs) -> dict[str, Cells]:
     """Every registered baseline's cells (those that need the model only when it is given)."""
-    return {name: b.predict(inputs) for name, b in REGISTRY.items()
-            if inputs.generate is not None or not b.needs_model}  # fmt: skip
+    out = {name: b.predict(inputs) for name, b in REGISTRY.items()
+           if inputs.generate is not None or not b.needs_model}  # fmt: skip
+    return {name: cells for name, cells in out.items() if cells is not None}
 
 
 RIDGE_ALPHAS = tuple(10.0 ** np.arange(-2, 5))
@@ -182,3 +196,118 @@ def _ridge(inp: BaselineInputs) -> Cells:
 @baseline("unconditional", "unconditional", needs_model=True)
 def _unconditional(inp: BaselineInputs) -> Cells:
     return inp.generate(0.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# recognition: what naming the treatment from the well's morphology gives
+
+
+def _distinct(rows: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` of ``rows`` without replacement (all of them again, shuffled, when fewer): a copied
+    cell twice biases the unbiased energy distance upwards."""
+    out = [rng.permutation(rows) for _ in range(-(-n // max(len(rows), 1)))]
+    return np.concatenate(out)[:n] if out else rows[:0]
+
+
+def _apportion(p: np.ndarray, n: int) -> np.ndarray:
+    raw = p / p.sum() * n
+    counts = np.floor(raw).astype(int)
+    counts[np.argsort(-(raw - counts), kind="stable")[: n - counts.sum()]] += 1
+    return counts
+
+
+def training_wells(data: EvaluationData) -> tuple[Wells, np.ndarray]:
+    """The training wells in the evaluation views (mean morphology, pseudo-bulk, labels) and
+    the names of their groups."""
+    m, bulk = data.morph_train.means(), data.expr_train.means()
+    names = m.index.intersection(bulk.index)
+    x, g = data.morph_train.x, data.morph_train.groups
+    centred = x - m.reindex(g).to_numpy()
+    labels = data.morph_train.label_of().reindex(names).to_numpy().astype(str)
+    counts = pd.Series(g).value_counts().reindex(names).to_numpy()
+    cov = centred.T @ centred / max(len(x) - len(m), 1)
+    wells = Wells(m.loc[names].to_numpy(), bulk.loc[names].to_numpy(), labels, labels, counts,
+                  cov, data.control)  # fmt: skip
+    return wells, names.to_numpy()
+
+
+def _whitened(inp: BaselineInputs) -> tuple[Wells, np.ndarray, np.ndarray]:
+    """The training wells, and both sets of well means whitened by their sampling noise plus
+    the replicate spread (the mean head's space): ``(wells, train_z, test_z)``."""
+    wells, _ = training_wells(inp.data)
+    W, _ = fit_space(wells)
+    _, test_m = _morph_means(inp.data.morph_train, inp.data.morph_test, inp.labels)
+    return wells, wells.m @ W, test_m.to_numpy() @ W
+
+
+def _posterior(inp: BaselineInputs) -> tuple[TreatmentPosterior, np.ndarray]:
+    """The closed-set treatment posterior of every held-out well, and the well's whitened mean."""
+    wells, train_z, test_z = _whitened(inp)
+    post = TreatmentPosterior.fit(train_z, wells.labels, wells.control,
+                                  MeanHeadConfig().temperature, 0.0)  # fmt: skip
+    return post, test_z
+
+
+def _copy(inp: BaselineInputs, classes: np.ndarray, weights: np.ndarray) -> Cells:
+    """``n_cells`` distinct training cells per held-out group, from the treatments ``classes``
+    in proportion to each group's ``weights`` row."""
+    train = inp.data.expr_train
+    rows = {t: np.flatnonzero(train.labels == t) for t in classes}
+    picks = [np.concatenate([_distinct(rows[t], c, inp.rng) for t, c in
+                             zip(classes, _apportion(w, inp.n_cells), strict=True) if c])
+             for w in weights]  # fmt: skip
+    g, lab = _targets(inp.labels, inp.n_cells)
+    return Cells(train.x[np.concatenate(picks)], g, lab)
+
+
+@baseline("recognise_copy", "recognise-and-copy")
+def _recognise_copy(inp: BaselineInputs) -> Cells:
+    post, z = _posterior(inp)
+    nearest = ((z[:, None, :] - post.centroids[None]) ** 2).sum(2).argmin(1)
+    return _copy(inp, post.classes, np.eye(len(post.classes))[nearest])
+
+
+@baseline("posterior_lookup", "group-posterior lookup")
+def _posterior_lookup(inp: BaselineInputs) -> Cells:
+    post, z = _posterior(inp)
+    return _copy(inp, post.classes, post.proba(z)[:, :-1])
+
+
+def _around(inp: BaselineInputs, pred: np.ndarray) -> Cells:
+    """Cells drawn around predicted pseudo-bulks ``"groups genes"`` with the training
+    within-group residual covariance in the evaluation PC space (as :func:`ridge`)."""
+    space, train = inp.space, inp.data.expr_train
+    pcs = space.transform(train.x)
+    resid = pcs - pd.DataFrame(pcs).groupby(train.groups).transform("mean").to_numpy()
+    cov = np.cov(resid, rowvar=False).reshape(space.n_pcs, space.n_pcs)
+    noise = inp.rng.multivariate_normal(np.zeros(space.n_pcs), cov, size=(len(pred), inp.n_cells))
+    g, lab = _targets(inp.labels, inp.n_cells)
+    return Cells((pred[:, None, :] + noise @ space.components).reshape(-1, pred.shape[1]), g, lab)
+
+
+@baseline("kernel_ridge", "kernel ridge")
+def _kernel_ridge(inp: BaselineInputs) -> Cells:
+    wells, train_z, test_z = _whitened(inp)
+    krr = select_kernel_ridge(train_z, wells.y, wells.compounds, MeanHeadConfig(), wells.control)
+    return _around(inp, krr.predict(test_z)[0])
+
+
+@baseline("mean_head_copy", "mean head + copied residuals", needs_model=True)
+def _mean_head_copy(inp: BaselineInputs) -> Cells | None:
+    model, train = inp.model, inp.data.expr_train
+    head = model.mean_head if model is not None else None
+    if head is None:
+        return None
+    _, test_m = _morph_means(inp.data.morph_train, inp.data.morph_test, inp.labels)
+    z = head.represent(test_m.to_numpy())
+    pred = head.predict(z, model.group_stats["pseudobulk"].astype(np.float64))
+    centroids = head.represent(np.vstack([model.group_stats["morph_mean"][g].mean(axis=0)
+                                          for g in head.class_groups]))  # fmt: skip
+    nearest = ((z[:, None, :] - centroids[None]) ** 2).sum(2).argmin(1)
+    names = np.asarray(model.registry.group_names)
+    resid = train.x - train.means().reindex(train.groups).to_numpy()
+    picks = [_distinct(np.flatnonzero(np.isin(train.groups, names[head.class_groups[c]])),
+                       inp.n_cells, inp.rng) for c in nearest]  # fmt: skip
+    g, lab = _targets(inp.labels, inp.n_cells)
+    return Cells(np.concatenate([p[None] + resid[i] for p, i in zip(pred, picks, strict=True)]),
+                 g, lab)  # fmt: skip

@@ -160,7 +160,8 @@ def evaluate(
     space = fit_space(x_train, seed=seed)
     n_cells = int(np.median(np.unique(model_cells.groups, return_counts=True)[1]))
     inputs = BaselineInputs(data, space, n_cells, np.random.default_rng(seed + 1),
-                            _unconditional(model, test, gen, n_cells, seed, progress))  # fmt: skip
+                            _unconditional(model, test, gen, n_cells, seed, progress),
+                            model)  # fmt: skip
     methods = {"model": model_cells, **predict_all(inputs)}
     ev = score(data, methods, space, seed=seed, k=k)
     if summary is not None:

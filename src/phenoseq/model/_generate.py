@@ -27,6 +27,7 @@ from ..data.pairing import with_key_aliases
 from ..data.store import sample_set
 from ..errors import InputError
 from ..nn import SAMPLERS, make_scheduler
+from ._wells import well_mean
 
 if TYPE_CHECKING:
     from ._model import PhenoSeqModel
@@ -96,7 +97,12 @@ def check_sample_config(config: SampleConfig) -> SampleConfig:
 def condition_embedding(
     model: PhenoSeqModel, cells: np.ndarray, rng: np.random.Generator, n_sets: int = 8
 ) -> np.ndarray:
-    """Mean pooled condition embedding ``"d_model"`` of ``n_sets`` random sets of ``cells``."""
+    """A well's embedding: its standardised whitened mean morphology (well conditions), or the
+    mean pooled condition embedding ``"d_model"`` of ``n_sets`` random sets of ``cells``."""
+    if model.conditioner is not None:
+        return model.conditioner.represent(
+            well_mean(cells, rng, model.config.max_condition_cells)[None]
+        )[0]
     model.diffusion.eval()
     idx = np.stack([sample_set(rng, np.arange(len(cells)), model.train_config.set_size)
                     for _ in range(n_sets)])  # fmt: skip
@@ -126,6 +132,66 @@ def sample_latents(
         out.append(model.diffusion.sample(pooled, tokens, scheduler, config.n_steps,
                                           config.guidance, generator))  # fmt: skip
     return torch.cat(out).cpu().numpy()
+
+
+@torch.no_grad()
+def _sample_at(model: PhenoSeqModel, cond: np.ndarray, n: int, gen: torch.Generator,
+               config: SampleConfig) -> torch.Tensor:  # fmt: skip
+    """``n`` latents ``"n k"`` (on the host) at one well condition vector ``cond`` ``"1 d"``."""
+    model.diffusion.eval()
+    scheduler = make_scheduler(config.sampler, n_train_timesteps=model.diffusion.n_train_timesteps,
+                               prediction_type=model.diffusion.prediction_type)  # fmt: skip
+    pooled, tokens = model.diffusion.encode_condition(model.put(cond), None)
+    out = [model.diffusion.sample(pooled, tokens, scheduler, config.n_steps, config.guidance, gen,
+                                  n_per_condition=min(config.batch_size, n - lo)).cpu()
+           for lo in range(0, n, config.batch_size)]  # fmt: skip
+    return torch.cat(out)
+
+
+def apportion(p: np.ndarray, n: int) -> np.ndarray:
+    """Integer counts summing to ``n`` in proportion to ``p`` (largest remainder)."""
+    raw = np.asarray(p, float) / max(float(np.sum(p)), 1e-300) * n
+    counts = np.floor(raw).astype(int)
+    counts[np.argsort(-(raw - counts), kind="stable")[: n - counts.sum()]] += 1
+    return counts
+
+
+def sample_well(
+    model: PhenoSeqModel, cells: np.ndarray, n_cells: int, rng: np.random.Generator,
+    gen: torch.Generator, config: SampleConfig,
+) -> tuple[torch.Tensor, np.ndarray]:  # fmt: skip
+    """``n_cells`` standardised latents of one well (well conditions) and their library sizes.
+
+    With the mean head, the well's cells are split over the components of its mixture (the
+    training treatments it may be, and kernel ridge's interpolation) in proportion to their
+    weights; each component's cells are generated at the condition (well, component mean) —
+    as deviations from that mean for residual generation."""
+    m = well_mean(cells, rng, model.config.max_condition_cells)[None]
+    head = model.mean_head
+    if head is None:
+        z = _sample_at(model, model.conditioner.vector(m, None), n_cells, gen, config)
+        gi = nearest_training_group(model, model.conditioner.represent(m)[0])
+        return z, rng.choice(library_pool(model, gi), size=n_cells)
+    w, means, new_var = head.components(head.represent(m))
+    zs, libs = [], []
+    for c in np.flatnonzero(counts := apportion(w[0], n_cells)):
+        mu = torch.from_numpy(np.repeat(means[0, c][None], counts[c], 0).astype(np.float32))
+        if c == head.n_classes and new_var[0].any():  # the new component's predictive noise
+            noise = torch.randn(mu.shape, generator=gen)
+            mu = mu + noise * torch.from_numpy(np.sqrt(new_var[0]).astype(np.float32))
+        z = _sample_at(model, model.conditioner.vector(m, means[0, c][None]), int(counts[c]), gen,
+                       config)  # fmt: skip
+        zs.append(mu + z if model.config.residual else z)
+        libs.append(rng.choice(_component_libraries(model, head, c, m), size=counts[c]))
+    return torch.cat(zs), np.concatenate(libs)
+
+
+def _component_libraries(model: PhenoSeqModel, head, c: int, m: np.ndarray) -> np.ndarray:
+    """Library sizes of a component: its treatment's training wells', or (kernel ridge) those
+    of the training well nearest to the well."""
+    if c < head.n_classes:
+        return np.concatenate([library_pool(model, g) for g in head.class_groups[c]])
+    return library_pool(model, nearest_training_group(model, model.conditioner.represent(m)[0]))
 
 
 def library_pool(model: PhenoSeqModel, group_index: int) -> np.ndarray:
@@ -163,11 +229,15 @@ def generate_blocks(
     known = {g: i for i, g in enumerate(model.registry.group_names)}
     for g in tqdm(conditions.groups, desc="generate", disable=not progress):
         cells = conditions.cells(g)
-        z = torch.from_numpy(sample_latents(model, cells, config.n_cells, rng, gen, config))
-        gi = known.get(g)
-        if gi is None or not len(library_pool(model, gi)):
-            gi = nearest_training_group(model, condition_embedding(model, cells, rng))
-        lib = torch.from_numpy(rng.choice(library_pool(model, gi), size=config.n_cells))
+        if model.conditioner is not None:
+            z, lib = sample_well(model, cells, config.n_cells, rng, gen, config)
+            lib = torch.from_numpy(lib)
+        else:
+            z = torch.from_numpy(sample_latents(model, cells, config.n_cells, rng, gen, config))
+            gi = known.get(g)
+            if gi is None or not len(library_pool(model, gi)):
+                gi = nearest_training_group(model, condition_embedding(model, cells, rng))
+            lib = torch.from_numpy(rng.choice(library_pool(model, gi), size=config.n_cells))
         x, log1p = decode(model, z, lib, gen)
         latent = (z * model.latent_std + model.latent_mean).numpy().astype(np.float32)
         yield x, log1p, latent

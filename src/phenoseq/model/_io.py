@@ -7,6 +7,8 @@
 | ``ema.safetensors`` | EMA diffusion weights (used for sampling) |
 | ``groups.safetensors`` | per training group: pseudo-bulk, condition embedding, mean morphology,
   library sizes |
+| ``wells.safetensors`` | well conditions: the conditioner (whitening, standardisation) and the
+  mean head's arrays (its settings and treatments are in ``config.json``) |
 
 Loading refuses a damaged directory with one line naming the file (missing, truncated, not
 JSON, an edited setting, weights of other shapes): :class:`~phenoseq.errors.InputError`.
@@ -28,12 +30,15 @@ from .._version import __version__
 from ..config import ModelConfig, TrainConfig, from_dict
 from ..errors import InputError
 from ..io import atomic_path, readable_by_umask
+from ._mean_head import MeanHead
 from ._registry import Registry
+from ._wells import Conditioner
 
 if TYPE_CHECKING:
     from ._model import PhenoSeqModel
 
 FILES = ("config.json", "weights.safetensors", "ema.safetensors", "groups.safetensors")
+WELLS = "wells.safetensors"  # only for models with well conditions
 FIX = "re-run `phenoseq train` (or restore the model directory from a backup)"
 
 
@@ -50,6 +55,9 @@ def save(model: PhenoSeqModel, folder: str | Path) -> Path:
               tmp / "ema.safetensors")  # fmt: skip
         _save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in model.group_stats.items()},
               tmp / "groups.safetensors")  # fmt: skip
+        wells, head_doc = _wells_state(model)
+        if wells:
+            _save({k: torch.from_numpy(v) for k, v in wells.items()}, tmp / WELLS)
         doc = {
             "phenoseq_version": __version__,
             "model_config": asdict(model.config),
@@ -57,9 +65,22 @@ def save(model: PhenoSeqModel, folder: str | Path) -> Path:
             "registry": {k: (v.tolist() if isinstance(v, np.ndarray) else v)
                          for k, v in asdict(model.registry).items()},
             "history": model.history,
+            "mean_head": head_doc,
         }  # fmt: skip
         (tmp / "config.json").write_text(json.dumps(doc, indent=1))
     return folder
+
+
+def _wells_state(model: PhenoSeqModel) -> tuple[dict[str, np.ndarray], dict | None]:
+    """The conditioner's and the mean head's arrays (prefixed) and the head's settings."""
+    arrays, doc = {}, None
+    if model.conditioner is not None:
+        arrays |= {f"cond.{k}": np.array(v, np.float64) for k, v in
+                   model.conditioner.state().items()}  # fmt: skip
+    if model.mean_head is not None:
+        head, doc = model.mean_head.state()
+        arrays |= {f"head.{k}": np.array(v) for k, v in head.items()}  # own memory
+    return arrays, doc
 
 
 def _save(tensors: dict[str, torch.Tensor], path: Path) -> None:
@@ -83,7 +104,9 @@ def read(folder: str | Path) -> tuple[dict, dict[str, dict[str, torch.Tensor]]]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"is not valid JSON ({exc}).", FIX, folder / "config.json") from exc
     tensors = {}
-    for name in FILES[1:]:
+    for name in (*FILES[1:], WELLS):
+        if name == WELLS and not (folder / name).is_file():
+            continue
         try:
             tensors[name] = load_file(folder / name)
         except Exception as exc:  # safetensors raises its own error type for damaged files
@@ -133,6 +156,23 @@ def load_weights(model: PhenoSeqModel, tensors: dict[str, dict], folder: Path) -
                          folder) from exc  # fmt: skip
     model.keep_raw_diffusion(_strip(weights, "diffusion."))
     model.group_stats = {k: v.numpy() for k, v in groups.items()}
+
+
+def load_wells(model: PhenoSeqModel, tensors: dict[str, dict], doc: dict, folder: Path) -> None:
+    """The conditioner and the mean head of a model with well conditions."""
+    if model.config.condition != "group":
+        return
+    if WELLS not in tensors:
+        raise InputError(f"is not a complete PhenoSeq model directory (missing ['{WELLS}']).",
+                         FIX, folder)  # fmt: skip
+    arrays = {k: v.numpy() for k, v in tensors[WELLS].items()}
+    try:
+        model.conditioner = Conditioner.from_state(_strip(arrays, "cond."))
+        if doc.get("mean_head") is not None:
+            model.mean_head = MeanHead.from_state(_strip(arrays, "head."), doc["mean_head"])
+    except (KeyError, TypeError, IndexError) as exc:
+        raise InputError(f"mean head / conditioner cannot be read ({type(exc).__name__}: {exc}).",
+                         FIX, folder / WELLS) from exc  # fmt: skip
 
 
 def _strip(d: dict, prefix: str) -> dict:

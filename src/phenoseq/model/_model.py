@@ -23,13 +23,15 @@ from .. import _keys as K
 from ..config import ModelConfig, SampleConfig, TrainConfig, override
 from ..data.pairing import PairedData
 from ..io import atomic_path
-from ..nn import EMA, ConditionalDiffusion, ConditionEncoder, Denoiser
+from ..nn import EMA, ConditionalDiffusion, ConditionEncoder, Denoiser, WellConditionEncoder
 from ..train import TrainState, to_device
 from ..writers import H5adWriter
 from . import _generate as G
 from . import _io
+from ._mean_head import MeanHead
 from ._plan import TrainingPlan
 from ._registry import Registry, register
+from ._wells import Conditioner
 
 
 class PhenoSeqModel:
@@ -45,6 +47,8 @@ class PhenoSeqModel:
             torch.manual_seed(train_config.seed)
             self._build(n_genes, len(registry.features))
         self.n_latent = registry.expression_kind.n_latent(n_genes, config)
+        self.mean_head: MeanHead | None = None  # fitted on the training wells (well conditions)
+        self.conditioner: Conditioner | None = None
         self.latent_mean = torch.zeros(self.n_latent)
         self.latent_std = torch.ones(self.n_latent)
         # per training group: pseudo-bulk (log1p mean), condition embedding, library sizes
@@ -53,12 +57,22 @@ class PhenoSeqModel:
         self.device = torch.device("cpu")
         self._raw_diffusion: dict[str, torch.Tensor] | None = None
 
+    @property
+    def uses_latent_mean(self) -> bool:
+        """Whether the condition carries the mean head's latent mean (well conditions with a
+        mean head)."""
+        return self.config.condition == "group" and self.config.mean_head.kind != "none"
+
     def _build(self, n_genes: int, n_feat: int) -> None:
         cfg, kind = self.config, self.registry.expression_kind
         self.autoencoder = kind.build_autoencoder(n_genes, cfg)
         n_latent = kind.n_latent(n_genes, cfg)
-        encoder = ConditionEncoder(n_feat, cfg.d_model, cfg.cond_heads, cfg.cond_layers,
-                                   cfg.n_tokens)  # fmt: skip
+        if cfg.condition == "group":
+            n_in = n_feat + (n_latent if self.uses_latent_mean else 0)
+            encoder = WellConditionEncoder(n_in, cfg.d_model, cfg.n_tokens)
+        else:
+            encoder = ConditionEncoder(n_feat, cfg.d_model, cfg.cond_heads, cfg.cond_layers,
+                                       cfg.n_tokens)  # fmt: skip
         denoiser = Denoiser(n_latent, cfg.d_model, cfg.width, cfg.depth, 0.0,
                             cfg.use_cross_attention, cfg.cond_heads)  # fmt: skip
         d = cfg.diffusion
@@ -224,6 +238,7 @@ class PhenoSeqModel:
         doc, tensors = _io.read(folder)
         model = cls(*_io.configs(doc, folder / "config.json"))
         _io.load_weights(model, tensors, folder)
+        _io.load_wells(model, tensors, doc, folder)
         model.history = doc.get("history", {})
         model.autoencoder.eval()
         model.diffusion.eval()

@@ -23,11 +23,13 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import _keys as K
-from ..data.pairing import PairedData
+from ..data.pairing import PairedData, with_key_aliases
 from ..data.store import BlockShuffleBuffer, InMemoryGroupStore
 from ..data.transforms import GroupSums, block_rows, column_moments, expression_blocks, scaler
 from ..train import Checkpointer, Phase, TrainState, resolve_device, run_phase, set_seed, shard
 from ._generate import condition_embedding
+from ._mean_head import MeanHead, Wells
+from ._wells import Conditioner, well_stats
 
 if TYPE_CHECKING:
     from ._model import PhenoSeqModel
@@ -45,6 +47,7 @@ class TrainingPlan:
         shared = set(paired.shared)
         self.train_idx = [index[g] for g in paired.split.groups("train") if g in shared]
         self.val_idx = [index[g] for g in paired.split.groups("val") if g in shared]
+        self.latent_means: np.ndarray | None = None  # "G k" per registered group (well mode)
 
     def fit(self, checkpoint_dir=None, resume: bool = False, progress: bool = True,
             on_step=None) -> TrainState:  # fmt: skip
@@ -75,6 +78,7 @@ class TrainingPlan:
                 state = run_phase(ae_phase, cfg, state, ckpt, cfg.seed, deadline(share), on_step,
                                   progress)  # fmt: skip
         z, bulk, library = self.encode_all(expr, progress)
+        self.fit_wells(morph_x, z)
         store = InMemoryGroupStore(morph_x, self.m_groups, z, self.e_groups, self.train_idx)
         val = (InMemoryGroupStore(morph_x, self.m_groups, z, self.e_groups, self.val_idx)
                if self.val_idx else None)  # fmt: skip
@@ -135,11 +139,57 @@ class TrainingPlan:
         params = [p for p in ae.parameters() if p.requires_grad]
         return Phase("autoencoder", {"autoencoder": ae}, params, loss, cfg.ae_steps, cfg.ae_lr)
 
+    def fit_wells(self, morph_x: np.ndarray, z: np.ndarray) -> None:
+        """The training wells' statistics, latent means and mean head, and the conditioner that
+        turns a well into the diffusion's condition (well conditions only)."""
+        model, reg = self.model, self.model.registry
+        if model.config.condition != "group":
+            return
+        stats = well_stats(morph_x, self.m_groups, len(reg.group_names), self.train_idx)
+        sums = GroupSums(len(reg.group_names), z.shape[1])
+        sums.add(z, self.e_groups)
+        self.latent_means = sums.means()
+        train = np.asarray(self.train_idx)
+        head_cfg = model.config.mean_head
+        if head_cfg.kind != "none":
+            labels = np.asarray(reg.group_labels)[train]
+            wells = Wells(stats.means[train], self.latent_means[train], labels,
+                          self._compounds(labels), stats.n_cells[train], stats.cell_cov,
+                          reg.control)  # fmt: skip
+            model.mean_head = MeanHead.fit(wells, head_cfg, train)
+        W = model.mean_head.W if model.mean_head is not None else np.eye(morph_x.shape[1])
+        model.conditioner = Conditioner.fit(W, stats.means[train], model.uses_latent_mean)
+        self.stats = stats
+
+    def _compounds(self, labels: np.ndarray) -> np.ndarray:
+        """The compound of every training well (held out together when the mean head's kernel
+        ridge is cross-validated): the ``compound`` column when the morphology has one, else
+        the treatment label."""
+        obs = with_key_aliases(self.paired.morphology.obs, (K.COMPOUND,))
+        if K.COMPOUND not in obs:
+            return labels
+        by_group = obs.groupby(K.GROUP, observed=True)[K.COMPOUND].first().astype(str)
+        names = np.asarray(self.model.registry.group_names)[self.train_idx]
+        return by_group.reindex(names).fillna("").to_numpy() if len(names) else labels
+
+    def _well_inputs(self, b) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x0, condition)`` of a well batch: each cell's latent (minus its well's latent mean
+        for residual generation) and its well's condition vector."""
+        model = self.model
+        mu = self.latent_means[b.groups].astype(np.float32)
+        x0 = b.target - mu[b.set_index] if model.config.residual else b.target
+        cond = model.conditioner.vector(b.cells, mu if model.uses_latent_mean else None)
+        return model.put(x0), model.put(cond)
+
     def diffusion_phase(self, store: InMemoryGroupStore, val_store) -> Phase:
         model, cfg = self.model, self.model.train_config
         diff = model.diffusion
 
         def batch_loss(source, rng, gen, rows: slice | None = None) -> torch.Tensor:
+            if model.config.condition == "group":
+                b = source.well_batch(rng, cfg.batch_size, cfg.targets_per_set, cfg.set_size)
+                x0, cond = self._well_inputs(b)
+                return diff.loss(x0, cond, None, gen, model.put(b.set_index), rows)
             b = source.pair_batch(rng, cfg.batch_size, cfg.set_size, cfg.targets_per_set)
             return diff.loss(model.put(b.target), model.put(b.cells), None, gen,
                              model.put(b.set_index), rows)  # fmt: skip
@@ -198,7 +248,7 @@ class TrainingPlan:
         model = self.model
         n = len(model.registry.group_names)
         rng = np.random.default_rng(model.train_config.seed)
-        emb = np.full((n, model.config.d_model), np.nan, np.float32)
+        emb: list[np.ndarray | None] = [None] * n
         morph_mean = np.full((n, morph_x.shape[1]), np.nan, np.float32)  # for OOD distances
         libs, offsets = [], [0]
         order = np.argsort(self.e_groups, kind="stable")
@@ -211,8 +261,14 @@ class TrainingPlan:
             lib = library[e_rows[:1000]]
             libs.append(lib)
             offsets.append(offsets[-1] + len(lib))
-        return {
-            "pseudobulk": bulk, "embedding": emb, "morph_mean": morph_mean,
+        width = next(len(e) for e in emb if e is not None)
+        stats = {
+            "pseudobulk": bulk, "morph_mean": morph_mean,
+            "embedding": np.vstack([e if e is not None else np.full(width, np.nan) for e in emb])
+            .astype(np.float32),
             "library": np.concatenate(libs).astype(np.float32),
             "library_offsets": np.asarray(offsets, np.int64),
         }  # fmt: skip
+        if self.latent_means is not None:
+            stats["latent_mean"] = self.latent_means.astype(np.float32)
+        return stats

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from .autoencoder import ExpressionAutoencoder, Likelihood, LossOutput
-from .condition import ConditionEncoder, ConditionOutput
+from .condition import ConditionEncoder, ConditionOutput, WellConditionEncoder
 from .denoiser import Denoiser, timestep_embedding
 from .diffusion import ConditionalDiffusion
 from .ema import EMA
@@ -56,6 +56,7 @@ __all__ = [
     "PredictionType",
     "SamplerName",
     "Scheduler",
+    "WellConditionEncoder",
     "SchedulerOutput",
     "add_noise",
     "alphas_cumprod",

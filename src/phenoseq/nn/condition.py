@@ -132,3 +132,39 @@ class ConditionEncoder(nn.Module):
             raise ValueError(f"mask must be {tuple(cells.shape[:2])}, got {tuple(mask.shape)}")
         if not bool(mask.any(dim=-1).all()):
             raise ValueError("every set needs at least one valid cell (mask row all False)")
+
+
+class WellConditionEncoder(nn.Module):
+    """A well's condition vector -> condition tokens and a pooled vector (the same contract as
+    :class:`ConditionEncoder`, for conditions already summarised per well: the whitened mean
+    morphology of all the well's cells and the latent mean a cell is generated around).
+
+    Parameters
+    ----------
+    n_inputs
+        Width of the condition vector.
+    d_model
+        Width of the pooled vector and of the tokens.
+    n_tokens
+        Output tokens (for cross-attention; a linear map of the pooled vector).
+    """
+
+    def __init__(self, n_inputs: int, d_model: int = 128, n_tokens: int = 8):
+        super().__init__()
+        self.n_inputs, self.d_model, self.n_tokens = n_inputs, d_model, n_tokens
+        self.net = nn.Sequential(
+            nn.Linear(n_inputs, d_model), nn.GELU(), nn.Linear(d_model, d_model), nn.GELU(),
+            nn.Linear(d_model, d_model),
+        )  # fmt: skip
+        self.to_tokens = nn.Linear(d_model, n_tokens * d_model)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> ConditionOutput:
+        """``x`` ``"batch n_inputs"`` -> ``(pooled "batch d_model", tokens "batch n_tokens
+        d_model")``; ``mask`` is accepted for the shared contract and must be None."""
+        if x.dim() != 2 or x.shape[-1] != self.n_inputs:
+            raise ValueError(f"x must be 'batch n_inputs' with n_inputs={self.n_inputs}, got "
+                             f"shape {tuple(x.shape)}")  # fmt: skip
+        if mask is not None:
+            raise ValueError("a well condition has no set to mask")
+        pooled = self.net(x)
+        return ConditionOutput(pooled, self.to_tokens(pooled).view(len(x), self.n_tokens, -1))

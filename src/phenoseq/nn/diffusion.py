@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from . import _random
-from .condition import ConditionEncoder
+from .condition import ConditionEncoder, WellConditionEncoder
 from .denoiser import Denoiser
 from .samplers import Scheduler, make_scheduler
 from .schedule import (
@@ -32,7 +32,8 @@ class ConditionalDiffusion(nn.Module):
     denoiser
         The network ``(sample, timesteps, pooled, tokens) -> output``.
     condition_encoder
-        Sets of cells -> ``(pooled, tokens)``.
+        Conditions -> ``(pooled, tokens)``: sets of cells (:class:`ConditionEncoder`) or one
+        vector per well (:class:`WellConditionEncoder`).
     prediction_type
         What the denoiser is trained to output.
     n_train_timesteps
@@ -46,7 +47,7 @@ class ConditionalDiffusion(nn.Module):
     def __init__(
         self,
         denoiser: Denoiser,
-        condition_encoder: ConditionEncoder,
+        condition_encoder: ConditionEncoder | WellConditionEncoder,
         prediction_type: PredictionType = "v_prediction",
         n_train_timesteps: int = 1000,
         cond_drop_prob: float = 0.1,
@@ -68,8 +69,9 @@ class ConditionalDiffusion(nn.Module):
     def encode_condition(
         self, cells: torch.Tensor, mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(pooled "batch d_model", tokens "batch n_tokens d_model")`` of ``cells``
-        ``"batch n_set n_features"`` (``mask`` ``"batch n_set"``, True = valid)."""
+        """``(pooled "batch d_model", tokens "batch n_tokens d_model")`` of conditions ``cells``
+        (sets ``"batch n_set n_features"`` with ``mask`` ``"batch n_set"``, True = valid; or
+        well vectors ``"batch n_inputs"``)."""
         pooled, tokens = self.condition_encoder(cells, mask)
         return pooled, tokens
 
