@@ -173,6 +173,7 @@ def sample_well(
         gi = nearest_training_group(model, model.conditioner.represent(m)[0])
         return z, rng.choice(library_pool(model, gi), size=n_cells)
     w, means, new_var = head.components(head.represent(m))
+    w = guided_weights(w[0], head.n_classes, config.guidance)[None]
     zs, libs = [], []
     for c in np.flatnonzero(counts := apportion(w[0], n_cells)):
         mu = torch.from_numpy(np.repeat(means[0, c][None], counts[c], 0).astype(np.float32))
@@ -184,6 +185,23 @@ def sample_well(
         zs.append(mu + z if model.config.residual else z)
         libs.append(rng.choice(_component_libraries(model, head, c, m), size=counts[c]))
     return torch.cat(zs), np.concatenate(libs)
+
+
+def guided_weights(w: np.ndarray, n_classes: int, guidance: float) -> np.ndarray:
+    """Mixture weights under classifier-free guidance ``s``: ``w^s prior^(1-s)`` (normalised;
+    the prior is uniform over the training treatments), as guidance mixes the conditional and
+    unconditional densities geometrically. ``s = 0`` ignores the images: every training
+    treatment alike, no kernel-ridge component (whose mean comes from the images)."""
+    prior = np.r_[np.full(n_classes, 1.0 / n_classes), 0.0]
+    if guidance == 0:
+        return prior
+    if guidance == 1:
+        return w
+    with np.errstate(divide="ignore"):
+        logw = guidance * np.log(w) + (1 - guidance) * np.log(np.where(prior > 0, prior, 1.0))
+    logw = np.where(np.isfinite(logw), logw, -np.inf)
+    out = np.exp(logw - logw.max())
+    return out / out.sum()
 
 
 def _component_libraries(model: PhenoSeqModel, head, c: int, m: np.ndarray) -> np.ndarray:
