@@ -25,9 +25,20 @@ def test_demo_end_to_end_and_deterministic(tmp_path):
     a = run_demo(tmp_path / "a", tiny(), progress=False)
     for f in ("summary.json", "generated.h5ad", "model/config.json", "simulated/morphology.h5ad"):
         assert (tmp_path / "a" / f).exists(), f
-    for f in ("metrics.json", "metrics.plots.npz", "report.html", "heldout_expression.h5ad"):
+    for f in (
+        "metrics.json",
+        "metrics.plots.npz",
+        "report.html",
+        "heldout_expression.h5ad",
+        "model/calibration.json",
+        "prediction_summary.h5ad",
+        "prediction.html",
+    ):
         assert (tmp_path / "a" / f).exists(), f
     m = a["metrics"]
+    assert "pseudobulk/seen" in m["uncertainty"]["coverage"]  # the demo calibrates and scores
+    page = (tmp_path / "a" / "prediction.html").read_text()
+    assert "confidence" in page and "calibrated" in page
     assert set(m["model"]["energy_distance"]) >= {"seen", "unseen", "all"}
     ti = m["treatment_identification"]["balanced_accuracy"]
     for k in ("imaging", "generated", "imaging_generated", "imaging_real"):
@@ -50,6 +61,7 @@ def test_demo_cli_prints_summary(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "held-out groups of seen treatments" in out and "treatment identification" in out
     assert "report: " in out and (tmp_path / "d" / "report.html").exists()
+    assert "prediction report" in out and (tmp_path / "d" / "prediction.html").exists()
     assert (tmp_path / "d" / "summary.json").exists()
 
 

@@ -107,9 +107,9 @@ def test_report_needs_only_the_metrics_and_refuses_a_broken_pair(run, tmp_path, 
     shutil.copy(run / "metrics.plots.npz", tmp_path / "m.plots.npz")
     main(["report", "--metrics", str(metrics), "--out", str(tmp_path / "r.html"), "--figures",
           str(tmp_path / "figs")])  # fmt: skip
-    assert len(list((tmp_path / "figs").glob("*.png"))) == 6
+    assert len(list((tmp_path / "figs").glob("*.png"))) == 7  # with the reliability plot
     text = (tmp_path / "r.html").read_text()
-    assert text.count("data:image/png;base64,") == 6 and "src='http" not in text
+    assert text.count("data:image/png;base64,") == 7 and "src='http" not in text
     (tmp_path / "m.plots.npz").write_bytes(b"not an npz")
     with pytest.raises(SystemExit):
         main(["report", "--metrics", str(metrics), "--out", str(tmp_path / "r2.html")])
@@ -139,7 +139,7 @@ def test_report_renders_in_a_real_browser(run, tmp_path):
     dom = browse(exe, f"--window-size={width},1000", "--dump-dom", page.as_uri()).stdout
     height = int(dom.split('data-height="')[1].split('"')[0])
     boxes = [b.split('"')[0] for b in dom.split('data-bbox="')[1:]]
-    assert len(boxes) == 6, dom[:500]
+    assert len(boxes) == 7, dom[:500]  # the demo calibrates: + the reliability plot
     shot = screenshot(exe, page, width, height, tmp_path / "shot.png")
     img = np.asarray(Image.open(shot).convert("L"), dtype=float)
     for box in boxes:

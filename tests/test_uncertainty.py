@@ -123,6 +123,7 @@ def run(tmp_path_factory):
 
 
 def test_calibrate_then_generate_summary(run, tmp_path, capsys):
+    (run / "model" / "calibration.json").unlink()  # the demo calibrates: start uncalibrated
     args = ["generate", "--model", str(run / "model"), "--morphology",
             str(run / "heldout_morphology.h5ad"), "--out", str(tmp_path / "g.h5ad"),
             "--n-cells", "4", "--steps", "3", "--n-draws", "4",

@@ -1,6 +1,7 @@
-"""The end-to-end demo on embedded (simulated) data: simulate -> validate -> train -> generate ->
-evaluate against the real held-out replicate -> HTML report. ``phenoseq demo`` wraps it; with
-``from_images`` the simulator renders every well and ``featurize`` measures the cells first."""
+"""The end-to-end demo on embedded (simulated) data: simulate -> train -> calibrate -> generate
+cells and the per-well summary for the held-out replicate -> evaluate against its real cells ->
+the evaluation and the prediction reports. ``phenoseq demo`` wraps it; with ``from_images`` the
+simulator renders every well and ``featurize`` measures the cells first."""
 
 from __future__ import annotations
 
@@ -9,14 +10,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import _keys as K
-from .config import InputConfig, ModelConfig, SampleConfig, SplitConfig, TrainConfig, override
-from .data import load_paired, summarize
+from .config import (
+    InputConfig,
+    ModelConfig,
+    SampleConfig,
+    SplitConfig,
+    TrainConfig,
+    UncertaintyConfig,
+    override,
+)
+from .data import load_paired
+from .data import summarize as summarize_inputs
 from .evaluate.run import evaluate, write_evaluation
 from .imaging import FeaturizeConfig, SegmentConfig, featurize_images
 from .io import write_h5ad, write_json
 from .model import train_model
 from .report.html import write_report
+from .report.prediction import write_prediction_report
 from .simulate import SimulatorConfig, simulate
+from .uncertainty import calibrate, summarize
 
 
 @dataclass
@@ -28,6 +40,7 @@ class DemoConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)  # its seed: the demo's
+    uncertainty: UncertaintyConfig = field(default_factory=UncertaintyConfig)
     calib: str = "3"
     test: str = "4"
     # images -> featurize -> train ...: the simulator renders every sample's fields and the
@@ -51,49 +64,76 @@ SIM_PATTERN = r"(?P<plate>SIM-P\d+)_(?P<well>[A-P]\d+)_s(?P<site>\d+)_"
 
 
 def run_demo(out: str | Path, config: DemoConfig | None = None, progress: bool = True) -> dict:
-    """Run the whole pipeline into ``out``; returns (and writes) the summary."""
+    """Run the whole pipeline into ``out``; returns (and writes) the summary.
+
+    Simulate (or render and featurize) -> train on the training replicates -> calibrate on the
+    calibration replicate -> generate cells and the per-well summary (intervals, confidence,
+    OOD flag) for the test replicate, as for wells never sequenced -> evaluate against their
+    real cells -> the evaluation report (``report.html``) and the prediction report
+    (``prediction.html``)."""
     cfg, out = config or DemoConfig(), Path(out)
-    t0 = time.monotonic()
-    sim_cfg = cfg.simulator.replace(seed=cfg.seed, write_images=cfg.from_images)
-    sim = simulate(out / "simulated", sim_cfg, progress=progress)
-    t_sim = time.monotonic() - t0
-    morphology, t_feat = sim / "morphology.h5ad", 0.0
+    t = {"start": time.monotonic()}
+    inputs = _inputs(out, cfg, progress, t)
+    paired = load_paired(inputs)
+    model = train_model(inputs, out / "model", cfg.model, cfg.train, progress=progress)
+    t["train"] = time.monotonic()
+    test, calib = _held_out(paired, "test", out), _held_out(paired, "calib")
+    sample = override(cfg.sample, seed=cfg.seed)
+    cal = calibrate(model, calib["morphology"], calib["expression"], cfg.uncertainty, sample,
+                    progress)  # fmt: skip
+    cal.save(out / "model")
+    generated = model.generate(test["morphology"], sample, progress=progress)
+    write_h5ad(generated, out / "generated.h5ad")
+    summ = summarize(model, test["morphology"], cal, cfg.uncertainty, sample, progress)
+    write_h5ad(summ, out / "prediction_summary.h5ad")
+    t["generate"] = time.monotonic()
+    ev = evaluate(model, generated, test["expression"], test["morphology"], seed=cfg.seed,
+                  progress=progress, summary=summ)  # fmt: skip
+    write_evaluation(ev, out / "metrics.json")
+    write_report(out / "metrics.json", out / "report.html")
+    write_prediction_report(summ, out / "prediction.html", generated, metrics=ev.metrics)
+    t["evaluate"] = time.monotonic()
+    result = {"data": summarize_inputs(paired), "metrics": ev.metrics,
+              "seconds": _durations(t), "report": str(out / "report.html"),
+              "prediction_report": str(out / "prediction.html")}  # fmt: skip
+    write_json(result, out / "summary.json")
+    return result
+
+
+def _inputs(out: Path, cfg: DemoConfig, progress: bool, t: dict) -> InputConfig:
+    """Simulate the data (and, from images, render and featurize it); the training inputs."""
+    sim = simulate(out / "simulated", cfg.simulator.replace(seed=cfg.seed,
+                   write_images=cfg.from_images), progress=progress)  # fmt: skip
+    t["simulate"] = time.monotonic()
+    morphology = sim / "morphology.h5ad"
     if cfg.from_images:
         morphology = out / "featurized.h5ad"
         seg = SegmentConfig.for_nucleus_diameter(cfg.nucleus_diameter)
         featurize_images(morphology, sim / "images", SIM_CHANNEL_MAP, pattern=SIM_PATTERN,
                          platemap=sim / "images" / "platemap.tsv",
                          config=FeaturizeConfig(segment=seg), progress=progress)  # fmt: skip
-        t_feat = time.monotonic() - t0 - t_sim
-    inputs = InputConfig(
-        morphology, sim / "expression.h5ad", control="DMSO",
-        split=SplitConfig("replicate", calib=(cfg.calib,), test=(cfg.test,)),
-    )  # fmt: skip
-    paired = load_paired(inputs)
-    summary = summarize(paired)
-    model = train_model(inputs, out / "model", cfg.model, cfg.train, progress=progress)
-    t_train = time.monotonic() - t0 - t_sim - t_feat
-    test = {
-        k: a[a.obs[K.ROLE] == "test"].copy()
+    t["featurize"] = time.monotonic()
+    split = SplitConfig("replicate", calib=tuple(cfg.calib.split(",")),
+                        test=tuple(cfg.test.split(",")))  # fmt: skip
+    return InputConfig(morphology, sim / "expression.h5ad", control="DMSO", split=split)
+
+
+def _held_out(paired, role: str, out: Path | None = None) -> dict:
+    """The morphology and expression of one held-out role (written as ``heldout_*.h5ad`` for
+    ``phenoseq evaluate`` when ``out`` is given)."""
+    parts = {
+        k: a[a.obs[K.ROLE] == role].copy()
         for k, a in (("morphology", paired.morphology), ("expression", paired.expression))
     }
-    for k in ("morphology", "expression"):  # the held-out files `phenoseq evaluate` reads
-        test[k].obs = test[k].obs.drop(columns=[K.GROUP, K.ROLE])
-        write_h5ad(test[k], out / f"heldout_{k}.h5ad")
-    generated = model.generate(test["morphology"], override(cfg.sample, seed=cfg.seed),
-                               progress=progress)  # fmt: skip
-    write_h5ad(generated, out / "generated.h5ad")
-    t1 = time.monotonic()
-    ev = evaluate(model, generated, test["expression"], test["morphology"], seed=cfg.seed,
-                  progress=progress)  # fmt: skip
-    write_evaluation(ev, out / "metrics.json")
-    write_report(out / "metrics.json", out / "report.html")
-    result = {
-        "data": summary,
-        "metrics": ev.metrics,
-        "seconds": {"simulate": t_sim, "featurize": t_feat, "train": t_train,
-                    "evaluate": time.monotonic() - t1, "total": time.monotonic() - t0},
-        "report": str(out / "report.html"),
-    }  # fmt: skip
-    write_json(result, out / "summary.json")
-    return result
+    for k, a in parts.items():
+        a.obs = a.obs.drop(columns=[K.GROUP, K.ROLE])
+        if out is not None:
+            write_h5ad(a, out / f"heldout_{k}.h5ad")
+    return parts
+
+
+def _durations(t: dict) -> dict:
+    steps = ("simulate", "featurize", "train", "generate", "evaluate")
+    times = [t["start"], *(t[s] for s in steps)]
+    out = {s: b - a for s, a, b in zip(steps, times, times[1:], strict=False)}
+    return out | {"total": t["evaluate"] - t["start"]}

@@ -82,14 +82,19 @@ def print_demo(result: dict, out, console: Console | None = None) -> None:
     """Print the demo: data summary, the evaluation and the time each stage took."""
     console = console or Console()
     print_summary(result["data"], console)
-    print_metrics(result["metrics"], console)
+    print_evaluation(result["metrics"], Path(out) / "metrics.json", console)
     s = result["seconds"]
-    feat = f"featurize {s['featurize']:.0f} s, " if s.get("featurize") else ""
+    feat = f"featurize {s['featurize']:.0f} s, " if s.get("featurize", 0) > 1 else ""
     console.print(f"time: simulate {s['simulate']:.0f} s, {feat}train {s['train']:.0f} s, "
-                  f"evaluate {s['evaluate']:.0f} s, total {s['total']:.0f} s")  # fmt: skip
-    console.print(f"outputs in {out}/ (simulated/, model/, heldout_*.h5ad, generated.h5ad, "
-                  "metrics.json, summary.json)")  # fmt: skip
-    console.print(f"report: {result['report']}")
+                  f"calibrate + generate + summarise {s['generate']:.0f} s, evaluate + reports "
+                  f"{s['evaluate']:.0f} s, total {s['total']:.0f} s")  # fmt: skip
+    console.print(f"outputs in {out}/ (simulated/, model/ with calibration.json, "
+                  "heldout_*.h5ad, generated.h5ad, prediction_summary.h5ad, metrics.json, "
+                  "summary.json)")  # fmt: skip
+    console.print(f"evaluation report: {result['report']}")
+    console.print(
+        f"prediction report (the test wells as if never sequenced): {result['prediction_report']}"
+    )
 
 
 def print_evaluation(metrics: dict, out, console: Console) -> None:
