@@ -184,7 +184,8 @@ def sample_well(
                        config)  # fmt: skip
         zs.append(mu + z if model.config.residual else z)
         libs.append(rng.choice(_component_libraries(model, head, c, m), size=counts[c]))
-    return torch.cat(zs), np.concatenate(libs)
+    order = rng.permutation(n_cells)  # components mixed: any run of cells is a random sample
+    return torch.cat(zs)[torch.from_numpy(order)], np.concatenate(libs)[order]
 
 
 def guided_weights(w: np.ndarray, n_classes: int, guidance: float) -> np.ndarray:
