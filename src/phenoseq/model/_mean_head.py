@@ -120,12 +120,17 @@ class KernelRidge:
         ``ybar + weights @ (Y - ybar)`` (linear in the targets)."""
         return self.kernel(Z, self.Z) @ self.Kinv
 
-    def predict(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean ``"n k"`` and predictive variance ``"n k"`` of the latent function."""
+    def variance(self, Z: np.ndarray) -> np.ndarray:
+        """``"n"`` GP posterior variance of a unit-scale output at ``Z``: 0 on a training well,
+        1 + |z|^2 / lin_scale far from all of them."""
         k = self.kernel(Z, self.Z)
         kss = 1.0 + (Z**2).sum(1) / self.lin_scale
-        v = np.maximum(kss - np.einsum("ij,jk,ik->i", k, self.Kinv, k), 0.0)
-        return self.ybar + k @ self.A, v[:, None] * self.scale[None, :]
+        return np.maximum(kss - np.einsum("ij,jk,ik->i", k, self.Kinv, k), 0.0)
+
+    def predict(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean ``"n k"`` and predictive variance ``"n k"`` of the latent function."""
+        mean = self.ybar + self.kernel(Z, self.Z) @ self.A
+        return mean, self.variance(Z)[:, None] * self.scale[None, :]
 
 
 def select_kernel_ridge(Z: np.ndarray, Y: np.ndarray, compounds: np.ndarray,
@@ -250,13 +255,26 @@ class MeanHead:
         return w, means, self.noise_scale * kv
 
     def predict(self, z: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """The weighted mean ``"n d"`` of any per-training-group target ``targets`` ``"G d"``
-        (e.g. pseudo-bulks) by the same weights (NaN rows of groups without it are skipped)."""
+        """The mixture's mean ``"n d"`` of any per-training-group target ``targets`` ``"G d"``
+        (e.g. pseudo-bulks), by the same weights and kernel."""
+        return self.predict_spread(z, targets)[0]
+
+    def predict_spread(self, z: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance ``"n d"`` of the mixture in the space of ``targets`` ``"G d"``: the
+        spread of its components' means around their weighted mean, plus kernel ridge's
+        predictive variance on its share — small for a recognised treatment, large where the
+        head must interpolate or hesitates between treatments (novelty-aware)."""
         w = self.weights(z)
         per_class = np.vstack([targets[g].mean(axis=0) for g in self.class_groups])
         train = targets[self.train_groups]
-        kr = train.mean(axis=0) + self.krr.weights(z) @ (train - train.mean(axis=0))
-        return w[:, :-1] @ per_class + w[:, -1:] * kr
+        centred = train - train.mean(axis=0)
+        kr = train.mean(axis=0) + self.krr.weights(z) @ centred
+        scale = (centred * (self.krr.Kinv @ centred)).sum(axis=0) / len(train)
+        comps = np.concatenate([np.broadcast_to(per_class, (len(z), *per_class.shape)),
+                                kr[:, None]], axis=1)  # fmt: skip
+        mean = np.einsum("nc,ncd->nd", w, comps)
+        var = np.einsum("nc,ncd->nd", w, (comps - mean[:, None]) ** 2)
+        return mean, var + w[:, -1:] * self.krr.variance(z)[:, None] * scale[None]
 
     def state(self) -> tuple[dict[str, np.ndarray], dict]:
         """Arrays (safetensors) and JSON-able settings that :meth:`from_state` reads back."""
