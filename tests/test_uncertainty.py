@@ -176,17 +176,34 @@ def test_suggest_puts_flagged_then_uncertain_groups_first(tmp_path):
     s = _summary([0.9, 0.02, 0.85, 0.1, 0.8], [1.0, 1.0, 3.0, 2.5, 0.5],
                  [False, True, False, False, False])  # fmt: skip
     t = suggest(s, 3)
-    assert t["group"].tolist() == ["g1", "g3", "g2"]  # OOD; low confidence + wide; widest
+    assert t["group"].tolist() == ["g1", "g2", "g3"]  # OOD first; then by expected error
     assert t["rank"].tolist() == [1, 2, 3] and "Metadata_Well" in t
     assert t["reason"].iloc[0].startswith("unlike the training data")
+    np.testing.assert_allclose(t["priority"], [0.25, 2.25, 1.5625])  # (width / 2)^2
     s.write_h5ad(tmp_path / "s.h5ad")
     main(["suggest", "--summary", str(tmp_path / "s.h5ad"), "--budget", "2",
           "--out", str(tmp_path / "pick.tsv")])  # fmt: skip
-    assert pd.read_csv(tmp_path / "pick.tsv", sep="\t")["group"].tolist() == ["g1", "g3"]
+    assert pd.read_csv(tmp_path / "pick.tsv", sep="\t")["group"].tolist() == ["g1", "g2"]
     with pytest.raises(SystemExit):
         main(["suggest", "--summary", str(tmp_path / "s.h5ad"), "--budget", "0",
               "--out", str(tmp_path / "bad.tsv")])  # fmt: skip
     assert not (tmp_path / "bad.tsv").exists()
+
+
+def test_suggest_counts_every_well_a_treatment_measurement_informs():
+    """Expected error reduction: one well of a treatment measures it for all its wells, so a
+    treatment in three moderately uncertain wells beats one very uncertain well, and is picked
+    once (by its most uncertain well)."""
+    from phenoseq.uncertainty import suggest
+
+    s = _summary([0.5] * 5, [2.0, 2.0, 2.2, 3.0, 0.5], [False] * 5)
+    s.obs["uncertainty"] = [1.0, 1.0, 1.1, 1.5, 0.25]
+    s.obs["Treatment"] = ["A", "A", "A", "B", "C"]
+    s.uns["phenoseq"]["label_key"] = "Treatment"
+    t = suggest(s, 3)
+    assert t["group"].tolist() == ["g2", "g3", "g4"]  # A (3 wells), then B, then C
+    np.testing.assert_allclose(t["priority"], [1 + 1 + 1.21, 2.25, 0.0625])
+    assert t["wells_informed"].tolist() == [3, 1, 1] and "informs 3 wells" in t["reason"][0]
 
 
 def test_evaluate_scores_the_summary_and_the_report_draws_it(run, tmp_path, capsys):
@@ -219,7 +236,8 @@ def test_end_to_end_coverage_recomputed_from_the_summary_file(tmp_path):
     same seed, ``--n-cells`` = draws x cells per draw, so the written cells are the summary's
     draws). From the files alone, independently of phenoseq.uncertainty: the intervals are
     the calibration's multipliers (per gene, or pooled where the groups are too few) times
-    ``sd + eps`` of the draws around their mean, for the pseudo-bulk and the delta vs the
+    the recorded scale (at least ``sd + eps`` of the draws: the mean head's variance widens it)
+    around the draws' mean, for the pseudo-bulk and the delta vs the
     control; the coverage recomputed against real pseudo-bulks computed here (normalize_total
     1e4 + log1p of the counts, mean per group) equals what ``score_summary`` and
     ``phenoseq evaluate --summary`` report."""
@@ -278,7 +296,10 @@ def test_end_to_end_coverage_recomputed_from_the_summary_file(tmp_path):
             per_gene = cal[f"q_{kind}_gene"][i]
             q = np.asarray(per_gene) if per_gene is not None else cal[f"q_{kind}"][i]
             eps = cal["eps" if kind == "bulk" else "eps_delta"]
-            centre, half = v.mean(axis=1), q * (v.std(axis=1, ddof=1) + eps)
+            # the scale: the draws' SD + eps, widened by the mean head's variance (>= 0)
+            scale = s.layers[f"{prefix}scale"][sel]
+            assert (scale >= v.std(axis=1, ddof=1) + eps - 1e-5).all()
+            centre, half = v.mean(axis=1), q * scale
             lo, hi = s.layers[f"{prefix}lower_{lv}"][sel], s.layers[f"{prefix}upper_{lv}"][sel]
             np.testing.assert_allclose(lo, centre - half, rtol=1e-5, atol=1e-5)
             np.testing.assert_allclose(hi, centre + half, rtol=1e-5, atol=1e-5)

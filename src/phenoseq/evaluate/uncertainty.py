@@ -1,5 +1,7 @@
 """Metrics of the uncertainty: interval coverage and width against real held-out pseudo-bulks
-(and deltas vs the control), seen vs unseen treatments, and the OOD AUROC."""
+(and deltas vs the control), seen vs unseen treatments; whether the confidence ranks the errors
+(selective prediction: the risk–coverage curve, and the AUROC for "this group's error is in the
+top quartile"); the OOD AUROC; and the interval width beside the train-mean baseline's errors."""
 
 from __future__ import annotations
 
@@ -49,6 +51,61 @@ def _delta_truth(real: pd.DataFrame, ctrl: pd.Series, names: list[str]) -> pd.Da
                         index=have, columns=real.columns)  # fmt: skip
 
 
+#: group scores that may rank the errors (higher = less trustworthy), by obs column
+RANKERS = {"confidence": lambda obs: -obs["confidence"], "uncertainty": lambda obs:
+           obs["uncertainty"], "ood_score": lambda obs: obs["ood_score"],
+           "interval_width": lambda obs: obs["mean_width_0.9"]}  # fmt: skip
+
+
+def risk_coverage(error: np.ndarray, score: np.ndarray) -> dict:
+    """Selective prediction: groups ranked by ``score`` (lower = kept first); the mean
+    ``error`` of the kept share at every coverage, its area (AURC), and the same for a random
+    order (the mean error) and for the oracle order (by the error itself)."""
+    order = np.argsort(score, kind="stable")
+    k = np.arange(1, len(error) + 1)
+    risk = np.cumsum(error[order]) / k
+    oracle = np.cumsum(np.sort(error)) / k
+    return {"coverage": (k / len(error)).tolist(), "risk": risk.tolist(),
+            "aurc": float(risk.mean()), "oracle_aurc": float(oracle.mean()),
+            "random_aurc": float(error.mean())}  # fmt: skip
+
+
+def error_ranking(summary: ad.AnnData, real: pd.DataFrame, groups: list[str]) -> dict:
+    """Per-group error (RMSE over genes of the predicted vs the real pseudo-bulk); for every
+    available score, the AUROC for top-quartile error and the risk–coverage curve."""
+    pred = pd.DataFrame(summary[groups].layers["mean"], index=groups, columns=summary.var_names)
+    error = np.sqrt(((pred - real.loc[groups, summary.var_names]) ** 2).mean(axis=1)).to_numpy()
+    top = error >= np.quantile(error, 0.75)
+    obs = summary.obs.loc[groups]
+    out = {"error": dict(zip(groups, error.tolist(), strict=True)), "auroc_top_quartile": {},
+           "risk_coverage": {}}  # fmt: skip
+    for name, fn in RANKERS.items():
+        if name == "interval_width" and "mean_width_0.9" not in obs or (
+                name != "interval_width" and name not in obs):  # fmt: skip
+            continue
+        score = np.asarray(fn(obs), float)
+        out["auroc_top_quartile"][name] = auroc(score[top], score[~top])
+        out["risk_coverage"][name] = risk_coverage(error, score)
+    return out
+
+
+def width_vs_train_mean(summary: ad.AnnData, model: PhenoSeqModel, real: pd.DataFrame,
+                        groups: list[str]) -> dict:  # fmt: skip
+    """Per level, the mean interval width beside the width the train-mean baseline would need:
+    twice the quantile of its absolute errors (every held-out group predicted by the mean
+    training pseudo-bulk) — intervals wider than that say nothing a constant would not."""
+    reg = model.registry
+    train = [i for i, r in enumerate(reg.group_roles) if r == "train"]
+    mean = np.nanmean(model.group_stats["pseudobulk"][train], axis=0)
+    err = np.abs(real.loc[groups, summary.var_names].to_numpy() - mean)
+    out = {}
+    for lv in np.ravel(summary.uns[K.UNS]["levels"]):
+        width = summary[groups].layers[f"upper_{lv:g}"] - summary[groups].layers[f"lower_{lv:g}"]
+        out[f"{lv:g}"] = {"mean_width": float(width.mean()),
+                          "train_mean_width": float(2 * np.quantile(err, lv))}  # fmt: skip
+    return out
+
+
 def score_summary(model: PhenoSeqModel, summary: ad.AnnData, expression: ad.AnnData) -> dict:
     """Coverage and width per level of the pseudo-bulk and delta intervals against real
     held-out cells, separately for groups of seen and unseen treatments, and the OOD AUROC
@@ -73,10 +130,15 @@ def score_summary(model: PhenoSeqModel, summary: ad.AnnData, expression: ad.AnnD
         if delta is not None:
             out["coverage"][f"delta/{subset}"] = coverage(summary[list(delta.index)], delta,
                                                           "delta_")  # fmt: skip
+    out["width_vs_train_mean"] = width_vs_train_mean(summary, model, real, groups)
     if "ood_score" in summary.obs:
-        s = summary.obs.loc[groups, "ood_score"]
         is_novel = np.array([g in novel for g in groups])
-        out["ood_auroc"] = auroc(s[is_novel].to_numpy(), s[~is_novel].to_numpy())
-        flag = summary.obs.loc[groups, "ood_flag"].astype(bool).to_numpy()
+        obs = summary.obs.loc[groups]
+        out["ood_auroc"] = auroc(obs["ood_score"][is_novel], obs["ood_score"][~is_novel])
+        if "uncertainty" in obs:
+            out["ood_auroc_uncertainty"] = auroc(obs["uncertainty"][is_novel],
+                                                 obs["uncertainty"][~is_novel])  # fmt: skip
+        flag = obs["ood_flag"].astype(bool).to_numpy()
         out["flagged"] = {"seen": int(flag[~is_novel].sum()), "unseen": int(flag[is_novel].sum())}
+        out["error_ranking"] = error_ranking(summary, real, groups)
     return out

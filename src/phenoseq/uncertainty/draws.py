@@ -62,16 +62,23 @@ def draw(
     return Draws(list(cond.groups), values.astype(np.float32), cond.first_rows())
 
 
+def replicates_of(model: PhenoSeqModel, obs: pd.DataFrame) -> np.ndarray:
+    """The replicate (the split's replicate column) of every row of ``obs``, one row per group;
+    all "0" when there is no such column."""
+    rep_key = model.registry.split.get("config", {}).get("replicate_key", K.REPLICATE)
+    o = with_key_aliases(obs, (rep_key,))
+    return o[rep_key].astype(str).to_numpy() if rep_key in o else np.full(len(o), "0")
+
+
 def controls(model: PhenoSeqModel, obs: pd.DataFrame, groups: list[str]) -> dict[str, str]:
     """Each group's control group in the same batch (replicate), where one exists; ``obs`` has
     one row per group of ``groups``."""
     reg = model.registry
-    rep_key = reg.split.get("config", {}).get("replicate_key", K.REPLICATE)
-    o = with_key_aliases(obs, (reg.label_key, rep_key))
+    o = with_key_aliases(obs, (reg.label_key,))
     if reg.control is None or reg.label_key not in o:
         return {}
     is_ctrl = o[reg.label_key].astype(str).to_numpy() == str(reg.control)
-    batch = o[rep_key].astype(str).to_numpy() if rep_key in o else np.zeros(len(o), str)
+    batch = replicates_of(model, obs)
     ctrl_of_batch = {b: g for g, b, c in zip(groups, batch, is_ctrl, strict=True) if c}
     return {g: ctrl_of_batch[b] for g, b in zip(groups, batch, strict=True) if b in ctrl_of_batch}
 

@@ -21,7 +21,8 @@ from ..train import resolve_device
 from .calibration import Calibration
 from .conformal import interval, spread_floor
 from .draws import Draws, controls, deltas, draw
-from .ood import confidence, ood_distances, ood_score
+from .ood import confidence, novel_groups, ood_distances, ood_score
+from .spread import error_scale, head_variance
 
 
 def check_summary_settings(
@@ -54,31 +55,75 @@ def check_summary_settings(
                       stacklevel=3)  # fmt: skip
 
 
-def _intervals(d: Draws, cal: Calibration | None, kind: str, levels, eps: float, values):
+def _q(cal: Calibration | None, kind: str, level: float, novel: np.ndarray, n_genes: int):
+    """The multipliers ``"groups genes"`` of every group, the novel groups' own where the
+    calibration has them; None without a calibration of ``kind`` (raw quantiles then)."""
+    seen = None if cal is None else cal.multipliers(kind, level)
+    if seen is None:
+        return None
+    new = cal.multipliers(kind, level, novel=True)
+    full = lambda q: np.broadcast_to(np.asarray(q, float), (n_genes,))[None]  # noqa: E731
+    return np.where(novel[:, None], full(new), full(seen))
+
+
+def _intervals(cal: Calibration | None, kind: str, levels, scale, values, novel) -> dict:
     """``{lower_<lv>: ..., upper_<lv>: ...}`` of draws ``values`` at every level."""
     out = {}
     for lv in levels:
-        q = None if cal is None else cal.multipliers(kind, lv)
-        out[f"lower_{lv:g}"], out[f"upper_{lv:g}"] = interval(values, lv, q, eps)
+        lo, hi = interval(values, lv, _q(cal, kind, lv, novel, values.shape[-1]), scale)
+        out[f"lower_{lv:g}"], out[f"upper_{lv:g}"] = lo, hi
     return out
 
 
-def _delta_layers(model, d: Draws, cal: Calibration | None, levels) -> tuple[dict, list[str]]:
+@dataclass
+class _Parts:
+    """What the summary is built from: the draws, each group's error scale and novelty."""
+
+    d: Draws
+    scale: np.ndarray
+    head_var: np.ndarray
+    novel: np.ndarray
+
+
+def _delta_layers(model, p: _Parts, cal: Calibration | None, levels) -> tuple[dict, list[str]]:
     """The ``delta_*`` layers (NaN for groups without a control) and each group's control."""
+    d = p.d
     ctrl = controls(model, d.obs.reset_index(), d.groups)
     have, dd = deltas(d, ctrl)
     if not have:
         return {}, []
-    rows = np.array(d.index(have))
+    rows, crows = np.array(d.index(have)), np.array(d.index([ctrl[g] for g in have]))
     stored = cal.eps_delta if cal is not None else None
-    eps = stored if stored is not None else spread_floor(dd.std(axis=1, ddof=1))
-    layers = {"mean": dd.mean(axis=1)} | _intervals(d, cal, "delta", levels, eps, dd)
+    sd = dd.std(axis=1, ddof=1)
+    eps = stored if stored is not None else spread_floor(sd)
+    scale = _scale(cal, sd, eps, p.head_var[rows] + p.head_var[crows])
+    layers = {"mean": dd.mean(axis=1), "scale": scale} | _intervals(
+        cal, "delta", levels, scale, dd, p.novel[rows])  # fmt: skip
     out = {}
     for name, v in layers.items():
         full = np.full(d.centre.shape, np.nan, np.float32)
         full[rows] = v
         out[f"delta_{name}"] = full
     return out, [ctrl.get(g, "") for g in d.groups]
+
+
+def _scale(cal: Calibration | None, sd: np.ndarray, eps: float, head_var: np.ndarray):
+    """The scores' scale: with the head's variance for a calibration that used it (and
+    uncalibrated), else the draws' SD + eps as an older calibration had it."""
+    use_head = cal is None or cal.head_scale
+    return error_scale(sd, eps, head_var if use_head else np.zeros_like(sd))
+
+
+def _confidence(model, cond, p: _Parts, cal: Calibration, cfg, seed: int) -> dict:
+    """obs columns of a calibrated summary: the OOD distance score, the mean error scale
+    (``uncertainty``), the confidence (its conformal p-value among seen calibration groups) and
+    the flag."""
+    dist = ood_score(ood_distances(model, cond, p.d.groups, seed), cal.ood_scale)
+    u = p.scale.mean(axis=1)
+    conf = (confidence(u, cal.uncertainty_reference) if cal.uncertainty_reference
+            else confidence(dist, cal.ood_reference))  # fmt: skip
+    return {"ood_score": dist, "uncertainty": u, "confidence": conf,
+            "ood_flag": conf < cfg.ood_threshold}  # fmt: skip
 
 
 def summarize(
@@ -91,11 +136,12 @@ def summarize(
 ) -> ad.AnnData:
     """The per-group summary AnnData (one row per group, genes as variables).
 
-    Layers ``mean``, ``lower_<level>``, ``upper_<level>`` for the pseudo-bulk and ``delta_*``
-    for the difference to the control of the same batch (groups whose control is present);
-    obs ``confidence``, ``ood_score``, ``ood_flag``, ``mean_width_<level>``. With a
-    ``calibration`` the intervals are conformal (``q * (sd + eps)`` around the draws' mean),
-    without one they are the raw quantiles of the draws.
+    Layers ``mean``, ``scale`` (the per-gene error scale), ``lower_<level>``, ``upper_<level>``
+    for the pseudo-bulk and ``delta_*`` for the difference to the control of the same batch
+    (groups whose control is present); obs ``seen_treatment``, ``confidence``, ``uncertainty``,
+    ``ood_score``, ``ood_flag``, ``mean_width_<level>``. With a ``calibration`` the intervals
+    are conformal (``q * scale`` around the draws' mean; novel groups with their own ``q`` where
+    calibrated), without one they are the raw quantiles of the draws.
     """
     cal, cfg, sample = calibration, config or UncertaintyConfig(), sample or SampleConfig()
     check_summary_settings(cal, cfg, sample)
@@ -103,29 +149,33 @@ def summarize(
     d = draw(model, cond, cfg, sample, progress)
     stored = cal.eps if cal is not None else None
     eps = stored if stored is not None else spread_floor(d.spread)
-    layers = {"mean": d.centre} | _intervals(d, cal, "bulk", cfg.levels, eps, d.values)
+    head_var = head_variance(model, cond, d.groups, sample.seed)
+    novel = np.isin(d.groups, novel_groups(model, d.groups))
+    p = _Parts(d, _scale(cal, d.spread, eps, head_var), head_var, novel)
+    layers = {"mean": d.centre, "scale": p.scale} | _intervals(cal, "bulk", cfg.levels, p.scale,
+                                                               d.values, novel)  # fmt: skip
     obs = d.obs.copy()
     obs.index = pd.Index(d.groups, name=None)
-    delta, control_groups = _delta_layers(model, d, cal, cfg.levels)
+    obs["seen_treatment"] = ~novel
+    delta, control_groups = _delta_layers(model, p, cal, cfg.levels)
     layers |= delta
     if control_groups:
         obs["control_group"] = control_groups
     for lv in cfg.levels:
         obs[f"mean_width_{lv:g}"] = (layers[f"upper_{lv:g}"] - layers[f"lower_{lv:g}"]).mean(1)
     if cal is not None:
-        score = ood_score(ood_distances(model, cond, d.groups, sample.seed), cal.ood_scale)
-        obs["ood_score"] = score
-        obs["confidence"] = confidence(score, cal.ood_reference)
-        obs["ood_flag"] = obs["confidence"] < cfg.ood_threshold
-    out = ad.AnnData(X=d.centre.astype(np.float32), obs=obs,
-                     var=model.registry.var_frame())  # fmt: skip
+        for k, v in _confidence(model, cond, p, cal, cfg, sample.seed).items():
+            obs[k] = v
+    out = ad.AnnData(X=d.centre.astype(np.float32), obs=obs, var=model.registry.var_frame())
     for k, v in layers.items():
         out.layers[k] = np.asarray(v, np.float32)
     out.uns[K.UNS] = {
         "levels": list(cfg.levels), "n_draws": cfg.n_draws,
         "n_cells_per_draw": cfg.n_cells_per_draw,
         "intervals": "conformal" if cal is not None else "raw draw quantiles (uncalibrated)",
+        "guarantee": (cal.guarantee or {}) if cal is not None else {},
         "ood_threshold": cfg.ood_threshold, "seed": sample.seed,
+        "label_key": model.registry.label_key,
         "settings": {"sample": to_dict(sample), "uncertainty": to_dict(cfg)},
     }  # fmt: skip
     return out
