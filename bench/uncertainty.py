@@ -1,13 +1,13 @@
-"""Calibrated uncertainty on the simulator: coverage, interval width and OOD AUROC per seed.
+"""Calibrated uncertainty on the simulator: coverage and width (seen / unseen, pseudo-bulk /
+delta), whether the confidence ranks the errors, OOD AUROC — per seed and test replicate.
 
-    .venv/bin/python bench/uncertainty.py --runs bench/out/quality/seed0 bench/out/quality/seed1 \\
-        bench/out/quality/seed2 --out bench/out/uncertainty
+    .venv/bin/python bench/uncertainty.py --runs bench/out/q48/seed0 bench/out/q48/seed1 \
+        bench/out/q48/seed2 --out bench/out/uncertainty48 --figure docs/img/bench/reliability.png
 
 Each run is a ``bench/quality.py`` seed folder (a demo: model trained on replicates 1-2,
-replicate 3 = calibration, 4 = test). Calibrates on replicate 3 (``calibrate_model``: the
-model's own calib groups), summarises the test replicate and scores the intervals against the
-real test pseudo-bulks (and deltas vs the same replicate's control), separately for seen and
-unseen treatments; OOD AUROC = unseen vs seen test groups by ``ood_score``.
+replicate 3 = calibration, 4 = held-out replicate, 5 = held-out round when simulated). The model
+is calibrated on replicate 3 (``calibrate_model``: its own calib groups), each test replicate is
+summarised and scored with ``phenoseq.evaluate.uncertainty.score_summary``.
 """
 
 from __future__ import annotations
@@ -18,41 +18,24 @@ from pathlib import Path
 
 import anndata as ad
 import numpy as np
-import pandas as pd
 
-from phenoseq.evaluate.uncertainty import auroc, coverage
-from phenoseq.model import PhenoSeqModel, real_pseudobulk
-from phenoseq.uncertainty import (
-    calibrate_model,
-    novel_groups,
-    summarize,
-)
+from phenoseq.evaluate.uncertainty import score_summary
+from phenoseq.model import PhenoSeqModel
+from phenoseq.uncertainty import calibrate_model, summarize
 
 
-def one(run: Path) -> dict:
+def one(run: Path) -> dict[str, dict]:
+    """Test replicate -> its uncertainty scores (``score_summary``'s dict)."""
     cal = calibrate_model(run / "model", progress=False)
     model = PhenoSeqModel.load(run / "model")
     morph = ad.read_h5ad(run / "heldout_morphology.h5ad")
-    real = real_pseudobulk(model, ad.read_h5ad(run / "heldout_expression.h5ad"))
-    s = summarize(model, morph, cal, progress=False)
-    novel = set(novel_groups(model, list(s.obs_names)))
-    out: dict = {"q_bulk": cal.q_bulk, "q_novel": cal.q_novel}
-    ctrl = s.obs["control_group"]
-    for name, groups in (("seen", [g for g in s.obs_names if g not in novel]),
-                         ("unseen", [g for g in s.obs_names if g in novel])):  # fmt: skip
-        out[f"bulk/{name}"] = coverage(s[groups], real)
-        have = [g for g in groups if ctrl[g] and ctrl[g] != g and ctrl[g] in real.index]
-        delta = pd.DataFrame(real.loc[have].to_numpy() - real.loc[ctrl[have]].to_numpy(),
-                             index=have, columns=real.columns)  # fmt: skip
-        out[f"delta/{name}"] = coverage(s[have], delta, prefix="delta_")
-    obs = s.obs
-    out["ood_auroc"] = auroc(
-        obs.loc[list(novel), "ood_score"],
-        obs.loc[[g for g in obs.index if g not in novel], "ood_score"],
-    )
-    out["flagged"] = {"seen": int(obs.loc[[g for g in obs.index if g not in novel],
-                                          "ood_flag"].sum()),
-                      "unseen": int(obs.loc[list(novel), "ood_flag"].sum())}  # fmt: skip
+    expr = ad.read_h5ad(run / "heldout_expression.h5ad")
+    out = {}
+    for rep in sorted(morph.obs["Replicate"].astype(str).unique()):
+        m = morph[morph.obs["Replicate"].astype(str) == rep].copy()
+        e = expr[expr.obs["Replicate"].astype(str) == rep].copy()
+        s = summarize(model, m, cal, progress=False)
+        out[rep] = score_summary(model, s, e) | {"guarantee": cal.guarantee}
     return out
 
 
@@ -73,8 +56,9 @@ def reliability_plot(rows: list[dict], path: Path) -> None:
         ax.fill_between([0.4, 1], [0.35, 0.95], [0.45, 1.05], color="grey", alpha=0.12,
                         label="±5 points")  # fmt: skip
         for kind, colour in (("seen", "tab:blue"), ("unseen", "tab:orange")):
-            cov = np.array([[r[f"{target}/{kind}"][lv]["coverage"] for lv in LEVELS]
-                            for r in rows])  # fmt: skip
+            key = f"{'pseudobulk' if target == 'bulk' else target}/{kind}"
+            cov = np.array([[r["coverage"][key][lv]["coverage"] for lv in LEVELS]
+                            for r in rows if key in r["coverage"]])  # fmt: skip
             for c in cov:
                 ax.plot(nominal, c, color=colour, alpha=0.3, lw=1, marker=".")
             ax.plot(nominal, cov.mean(axis=0), color=colour, lw=2, marker="o",
@@ -92,39 +76,60 @@ def reliability_plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def _cell(values: list[float]) -> str:
+    v = np.asarray([x for x in values if x is not None], float)
+    return f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0:.3f}" if len(v) else "–"
+
+
+def table(rows: list[dict]) -> str:
+    """Coverage per level, the width at 90% beside the train-mean baseline's, the rankers."""
+    lines = ["| target | groups | " + " | ".join(f"{lv} coverage" for lv in LEVELS)
+             + " | width 0.9 | train-mean width 0.9 |", "|---|---|" + "---:|" * 6]  # fmt: skip
+    for key in ("pseudobulk/seen", "pseudobulk/unseen", "delta/seen", "delta/unseen"):
+        have = [r["coverage"][key] for r in rows if key in r["coverage"]]
+        if not have:
+            continue
+        cov = [_cell([c[lv]["coverage"] for c in have]) for lv in LEVELS]
+        tm = _cell([r["width_vs_train_mean"]["0.9"]["train_mean_width"] for r in rows])
+        lines.append(f"| {key.split('/')[0]} | {key.split('/')[1]} | " + " | ".join(cov)
+                     + f" | {_cell([c['0.9']['mean_width'] for c in have])} | "
+                     + (tm if key.startswith("pseudobulk") else "–") + " |")  # fmt: skip
+    rank = rows[0].get("error_ranking", {}).get("auroc_top_quartile", {})
+    lines += [
+        "",
+        "| ranking score | AUROC, top-quartile error | AURC (random, oracle) |",
+        "|---|---:|---:|",
+    ]
+    for name in rank:
+        rc = [r["error_ranking"]["risk_coverage"][name] for r in rows]
+        auc = _cell([r["error_ranking"]["auroc_top_quartile"][name] for r in rows])
+        lines.append(f"| {name} | {auc} | {_cell([x['aurc'] for x in rc])} "
+                     f"({_cell([x['random_aurc'] for x in rc])}, "
+                     f"{_cell([x['oracle_aurc'] for x in rc])}) |")  # fmt: skip
+    lines.append(f"\nOOD AUROC (unseen vs seen test groups): by the OOD distance "
+                 f"{_cell([r.get('ood_auroc') for r in rows])}; by the error scale "
+                 f"{_cell([r.get('ood_auroc_uncertainty') for r in rows])}")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=Path, nargs="*", default=[])
     ap.add_argument("--out", type=Path, default=Path("bench/out/uncertainty"))
     ap.add_argument("--figure", type=Path, default=None, help="Reliability plot PNG to write.")
-    ap.add_argument("--rows", type=Path, default=None, help="Re-plot a previous rows.json.")
     args = ap.parse_args()
-    rows = json.loads(args.rows.read_text()) if args.rows else []
+    by_rep: dict[str, list[dict]] = {}
     for run in args.runs:
-        rows.append(one(run))
-        print(run, json.dumps(rows[-1]), flush=True)
-    if not rows:
-        ap.error("pass --runs or --rows")
+        for rep, r in one(run).items():
+            by_rep.setdefault(rep, []).append(r)
+        print(run, "done", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "rows.json").write_text(json.dumps(rows, indent=1))
-    if args.figure is not None:
-        reliability_plot(rows, args.figure)
-    lines = ["| target | groups | " + " | ".join(f"{lv} coverage" for lv in
-                                                  ("0.5", "0.8", "0.9", "0.95")) + " | width 0.9 |",
-             "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
-    for key in ("bulk/seen", "bulk/unseen", "delta/seen", "delta/unseen"):
-        cov = [[r[key][lv]["coverage"] for r in rows] for lv in ("0.5", "0.8", "0.9", "0.95")]
-        w = [r[key]["0.9"]["mean_width"] for r in rows]
-        cells = [f"{np.mean(c):.3f} ± {np.std(c, ddof=1) if len(c) > 1 else 0:.3f}" for c in cov]
-        lines.append(f"| {key.split('/')[0]} | {key.split('/')[1]} | " + " | ".join(cells)
-                     + f" | {np.mean(w):.2f} |")  # fmt: skip
-    a = [r["ood_auroc"] for r in rows]
-    lines.append(
-        f"\nOOD AUROC (unseen vs seen test groups): {np.mean(a):.3f} ± "
-        f"{np.std(a, ddof=1) if len(a) > 1 else 0:.3f} (per run {np.round(a, 3).tolist()})"
-    )
-    (args.out / "table.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    (args.out / "rows.json").write_text(json.dumps(by_rep, indent=1))
+    text = "".join(f"\n## test replicate {rep}\n\n{table(rows)}" for rep, rows in by_rep.items())
+    if args.figure is not None and "4" in by_rep:
+        reliability_plot(by_rep["4"], args.figure)
+    (args.out / "table.md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":
