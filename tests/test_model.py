@@ -154,3 +154,30 @@ def test_cli_train_generate_and_refusals(tmp_path, files, capsys):
         main(["generate", "--model", str(tmp_path / "nomodel"), "--morphology", str(m),
               "--out", str(tmp_path / "g3.h5ad")])  # fmt: skip
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [{"condition": "set"}, {"mean_head": "none"}, {"mean_head": "krr"}, {"residual": False}],
+)
+def test_design_variants_train_generate_reload(tmp_path, files, variant):
+    """Every design bench/design.py ablates trains, generates and reloads identically; residual
+    generation is on only with a mean head to add the mean back."""
+    from dataclasses import replace
+
+    from phenoseq.config import MeanHeadConfig
+
+    torch.set_num_threads(1)
+    kind = variant.pop("mean_head", "mixture")
+    cfg = replace(SMALL, mean_head=MeanHeadConfig(kind=kind), **variant)
+    model = train_model(inputs(files), tmp_path / "model", cfg, fast(), progress=False)
+    head = cfg.condition == "group" and kind != "none"
+    assert (model.mean_head is not None) == head
+    assert model.generates_residuals == (head and cfg.residual)
+    morph = ad.read_h5ad(files[0])
+    test = morph[morph.obs["Replicate"] == "3"].copy()
+    gen = model.generate(test, n_cells=4, n_steps=3, seed=0, progress=False)
+    assert gen.shape == (12, 7) and np.isfinite(gen.obsm["X_phenoseq"]).all()
+    again = PhenoSeqModel.load(tmp_path / "model").generate(test, n_cells=4, n_steps=3, seed=0,
+                                                            progress=False)  # fmt: skip
+    np.testing.assert_array_equal(again.obsm["X_phenoseq"], gen.obsm["X_phenoseq"])

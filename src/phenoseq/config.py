@@ -158,7 +158,7 @@ class ModelConfig(Checked):
     # what the diffusion is conditioned on: "group" = the well (all its cells' mean
     # morphology, and the mean head's latent mean), "set" = a random set of set_size cells
     condition: ConditionKind = "group"
-    residual: bool = True  # generate each cell's deviation from the mean head's mean
+    residual: bool = True  # generate each cell's deviation from the mean head's mean (if any)
     max_condition_cells: int = 4096  # cells of a well averaged for its condition (random)
     mean_head: MeanHeadConfig = field(default_factory=MeanHeadConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)

@@ -182,7 +182,7 @@ def sample_well(
             mu = mu + noise * torch.from_numpy(np.sqrt(new_var[0]).astype(np.float32))
         z = _sample_at(model, model.conditioner.vector(m, means[0, c][None]), int(counts[c]), gen,
                        config)  # fmt: skip
-        zs.append(mu + z if model.config.residual else z)
+        zs.append(mu + z if model.generates_residuals else z)
         libs.append(rng.choice(_component_libraries(model, head, c, m), size=counts[c]))
     order = rng.permutation(n_cells)  # components mixed: any run of cells is a random sample
     return torch.cat(zs)[torch.from_numpy(order)], np.concatenate(libs)[order]

@@ -63,6 +63,12 @@ class PhenoSeqModel:
         mean head)."""
         return self.config.condition == "group" and self.config.mean_head.kind != "none"
 
+    @property
+    def generates_residuals(self) -> bool:
+        """Whether the diffusion generates each cell's deviation from the mean head's latent
+        mean (``residual`` with a mean head; without one there is no mean to add back)."""
+        return self.config.residual and self.uses_latent_mean
+
     def _build(self, n_genes: int, n_feat: int) -> None:
         cfg, kind = self.config, self.registry.expression_kind
         self.autoencoder = kind.build_autoencoder(n_genes, cfg)

@@ -177,7 +177,7 @@ class TrainingPlan:
         for residual generation) and its well's condition vector."""
         model = self.model
         mu = self.latent_means[b.groups].astype(np.float32)
-        x0 = b.target - mu[b.set_index] if model.config.residual else b.target
+        x0 = b.target - mu[b.set_index] if model.generates_residuals else b.target
         cond = model.conditioner.vector(b.cells, mu if model.uses_latent_mean else None)
         return model.put(x0), model.put(cond)
 
