@@ -38,6 +38,7 @@ PROBE = """<script>
     forest_rows: document.querySelectorAll('#forest-view line').length,
     drill: (document.getElementById('drill-info') || {}).textContent || '',
     more_rows: document.querySelectorAll('#more-table tbody tr').length,
+    risk_lines: document.querySelectorAll('#risk-view polyline').length,
   };
   // every colour layer of the plate map, and a click on the first row to sequence: still fits
   const layer = document.getElementById('layer'), layers = [];

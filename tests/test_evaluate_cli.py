@@ -15,6 +15,8 @@ from browser import assert_fits, browse, chromium, probe, screenshot
 from phenoseq.cli import main
 from phenoseq.demo import run_demo
 from phenoseq.evaluate.suite import BASELINES, INPUTS, METRICS
+from phenoseq.report.html import UNDER, ranking_table, width_table
+from phenoseq.report.plots import draw, figures_for
 from test_demo import tiny
 
 
@@ -107,9 +109,19 @@ def test_report_needs_only_the_metrics_and_refuses_a_broken_pair(run, tmp_path, 
     shutil.copy(run / "metrics.plots.npz", tmp_path / "m.plots.npz")
     main(["report", "--metrics", str(metrics), "--out", str(tmp_path / "r.html"), "--figures",
           str(tmp_path / "figs")])  # fmt: skip
-    assert len(list((tmp_path / "figs").glob("*.png"))) == 7  # with the reliability plot
+    assert len(list((tmp_path / "figs").glob("*.png"))) == 8  # + reliability, risk–coverage
     text = (tmp_path / "r.html").read_text()
-    assert text.count("data:image/png;base64,") == 7 and "src='http" not in text
+    assert text.count("data:image/png;base64,") == 8 and "src='http" not in text
+    assert "id='risk_coverage'" in text and "AUROC: top-quartile error" in text
+    assert "train-mean baseline's width" in text  # interval width beside the baseline's
+    # metrics.json from before the error ranking: the report as it was (7 figures)
+    old = json.loads(metrics.read_text())
+    for key in ("error_ranking", "width_vs_train_mean", "ood_auroc_uncertainty"):
+        del old["uncertainty"][key]
+    metrics.write_text(json.dumps(old))
+    main(["report", "--metrics", str(metrics), "--out", str(tmp_path / "old.html")])
+    text = (tmp_path / "old.html").read_text()
+    assert text.count("data:image/png;base64,") == 7 and "risk_coverage" not in text
     (tmp_path / "m.plots.npz").write_bytes(b"not an npz")
     with pytest.raises(SystemExit):
         main(["report", "--metrics", str(metrics), "--out", str(tmp_path / "r2.html")])
@@ -139,7 +151,7 @@ def test_report_renders_in_a_real_browser(run, tmp_path):
     dom = browse(exe, f"--window-size={width},1000", "--dump-dom", page.as_uri()).stdout
     height = int(dom.split('data-height="')[1].split('"')[0])
     boxes = [b.split('"')[0] for b in dom.split('data-bbox="')[1:]]
-    assert len(boxes) == 7, dom[:500]  # the demo calibrates: + the reliability plot
+    assert len(boxes) == 8, dom[:500]  # the demo calibrates: + reliability, risk–coverage
     shot = screenshot(exe, page, width, height, tmp_path / "shot.png")
     img = np.asarray(Image.open(shot).convert("L"), dtype=float)
     for box in boxes:
@@ -166,6 +178,48 @@ def test_evaluation_report_fits_the_window(run, tmp_path, width):
     assert "slightly negative" in text and "<th>model</th>" in text  # provenance as a table
     genes = np.load(run / "metrics.plots.npz")["fold_change_genes"]
     assert genes.shape[1] == 10 and str(genes[0, 0]).startswith("G")  # named genes plotted
+
+
+def _uncertainty(n: int = 8) -> dict:
+    """The ``uncertainty`` section of ``evaluate --summary``, built by hand."""
+    error = np.linspace(0.4, 1.2, n)
+    k = np.arange(1, n + 1)
+    rank = {"confidence": np.arange(n), "ood_score": np.arange(n)[::-1]}
+    curves = {name: {"coverage": (k / n).tolist(), "risk": (np.cumsum(error[o]) / k).tolist(),
+                     "aurc": float((np.cumsum(error[o]) / k).mean()),
+                     "oracle_aurc": float((np.cumsum(error) / k).mean()),
+                     "random_aurc": float(error.mean())} for name, o in rank.items()}  # fmt: skip
+    cov = {"0.9": {"coverage": 0.88, "mean_width": 1.0, "n_groups": n}}
+    return {"coverage": {"pseudobulk/seen": cov, "pseudobulk/unseen": cov}, "ood_auroc": 0.7,
+            "ood_auroc_uncertainty": 0.9,
+            "width_vs_train_mean": {"0.9": {"mean_width": 1.0, "train_mean_width": 1.6}},
+            "error_ranking": {"error": {f"g{i}": e for i, e in enumerate(error)},
+                              "auroc_top_quartile": {"confidence": 1.0, "ood_score": 0.0},
+                              "risk_coverage": curves}}  # fmt: skip
+
+
+def test_risk_coverage_figure_and_tables_from_hand_made_metrics():
+    """The risk–coverage figure (a line per score, the oracle and the random line, AURC in the
+    legend), the AUROC table (best in bold, the gain from random to oracle), the width beside
+    the train-mean baseline's; none of it for metrics without the keys."""
+    m = {"uncertainty": _uncertainty()}
+    assert figures_for(m)[-2:] == ["reliability", "risk_coverage"]
+    fig = draw("risk_coverage", m, {})
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert len(legend) == 4 and legend[-1].startswith("random order")
+    assert any(t.startswith("confidence") and "AURC 0.6" in t for t in legend)
+    assert len(fig.axes[0].lines) == 4  # two scores, the oracle, the random line
+    table = ranking_table(m)
+    assert "<td class='num best'>1.000</td>" in table  # confidence ranks the errors perfectly
+    assert "<td class=num>1.000</td></tr>" in table  # ... so it reaches the oracle: gain 1
+    assert "expected error 0.900" in table and "distance to the training data 0.700" in table
+    width = width_table(m)
+    assert "<td class=num>1.000</td><td class=num>1.600</td><td>narrower</td>" in width
+    m["uncertainty"]["width_vs_train_mean"]["0.9"]["train_mean_width"] = 0.5
+    assert "<b>wider</b>" in width_table(m)
+    for key in ("error_ranking", "width_vs_train_mean", "ood_auroc_uncertainty"):
+        del m["uncertainty"][key]
+    assert "risk_coverage" not in figures_for(m) and UNDER["reliability"](m) == ""
 
 
 def test_generated_cells_must_cover_every_held_out_group(run, tmp_path, capsys):

@@ -35,10 +35,12 @@ def well(k: int, rows: int) -> str:
 
 
 def summary(n_treated: int = 5, calibrated: bool = True, long_names: bool = False,
-            rows: int = 8, seed: int = 0) -> ad.AnnData:  # fmt: skip
+            rows: int = 8, seed: int = 0, old: bool = False) -> ad.AnnData:  # fmt: skip
     """A ``generate --summary`` output: control 'DMSO' in A01, treated groups (drugA: IL6 up,
-    MYC down, TP53 a large change whose interval crosses 0; drugB flagged), and one group of
-    a batch without a control (no deltas)."""
+    MYC down, TP53 a large change whose interval crosses 0; drugB flagged and a new compound,
+    drugC a new compound not flagged), and one group of a batch without a control (no deltas).
+    ``old``: as summaries before uncertainty II were (no seen_treatment, uncertainty,
+    guarantee)."""
     rng = np.random.default_rng(seed)
     n, g = n_treated + 2, len(SYMBOLS)
     names = ["DMSO"] + [
@@ -63,6 +65,10 @@ def summary(n_treated: int = 5, calibrated: bool = True, long_names: bool = Fals
         obs["confidence"] = np.r_[0.6, 0.8, 0.02, rng.uniform(0.1, 1, n - 3)]
         obs["ood_score"] = 1 / obs["confidence"]
         obs["ood_flag"] = obs["confidence"] < 0.05
+        obs["uncertainty"] = np.r_[0.1, 0.2, 0.9, rng.uniform(0.2, 0.6, n - 3)]
+    obs["seen_treatment"] = [k not in (2, 3) for k in range(n)]
+    if old:
+        obs = obs.drop(columns=["seen_treatment", "uncertainty"], errors="ignore")
     var = pd.DataFrame({"gene_symbols": SYMBOLS}, index=[f"ENSG{j:05d}" for j in range(g)])
     s = ad.AnnData(mean.astype(np.float32), obs=obs, var=var)
     s.layers["mean"] = mean.astype(np.float32)
@@ -74,10 +80,16 @@ def summary(n_treated: int = 5, calibrated: bool = True, long_names: bool = Fals
     s.uns["phenoseq"] = {
         "levels": [0.5, 0.9], "n_draws": 4, "n_cells_per_draw": 3, "ood_threshold": 0.05,
         "intervals": "conformal" if calibrated else "raw draw quantiles (uncalibrated)",
+        "label_key": "Treatment",
         "settings": {"sample": {"sampler": "dpmpp_2m", "n_steps": 20, "guidance": 2.0,
                                 "seed": 0}},
     }  # fmt: skip
+    if calibrated and not old:
+        s.uns["phenoseq"]["guarantee"] = {"0.5": GUARANTEE, "0.9": GUARANTEE}
     return s
+
+
+GUARANTEE = "a new replicate: conformal over 2 calibration replicates"
 
 
 def test_wells_plates_and_gene_symbols():
@@ -186,8 +198,24 @@ def test_bad_inputs_are_one_clear_error_and_nothing_is_written(tmp_path):
     assert not (tmp_path / "r.html").exists()
 
 
-def _metrics(tmp_path):
-    """A metrics.json with the uncertainty section (and its plot data beside it)."""
+def ranking(groups: list[str], seed: int = 0) -> dict:
+    """The ``error_ranking`` of ``evaluate --summary`` for ``groups``, built by hand."""
+    error = np.random.default_rng(seed).uniform(0.5, 1.5, len(groups))
+    k = np.arange(1, len(groups) + 1)
+    curves = {}
+    for name, order in (("confidence", np.argsort(error)), ("ood_score", np.arange(len(k)))):
+        risk = np.cumsum(error[order]) / k
+        curves[name] = {"coverage": (k / len(k)).tolist(), "risk": risk.tolist(),
+                        "aurc": risk.mean(), "random_aurc": error.mean(),
+                        "oracle_aurc": (np.cumsum(np.sort(error)) / k).mean()}  # fmt: skip
+    return {"error": dict(zip(groups, error.tolist(), strict=True)),
+            "auroc_top_quartile": {"confidence": 0.9, "ood_score": None},
+            "risk_coverage": curves}  # fmt: skip
+
+
+def _metrics(tmp_path, groups: list[str] | None = None):
+    """A metrics.json with the uncertainty section (and its plot data beside it); with
+    ``groups``, the error ranking of uncertainty II for them."""
     np.savez_compressed(tmp_path / "m.plots.npz", x=np.zeros(1))
     cov = {lv: {"coverage": c, "mean_width": 1.0, "n_groups": 5}
            for lv, c in (("0.5", 0.55), ("0.9", 0.87))}  # fmt: skip
@@ -199,6 +227,8 @@ def _metrics(tmp_path):
            "ceilings": {"split_half": r(0.8)},
            "uncertainty": {"coverage": {"delta/seen": cov, "pseudobulk/seen": cov},
                            "ood_auroc": 0.8}}  # fmt: skip
+    if groups is not None:
+        doc["uncertainty"]["error_ranking"] = ranking(groups)
     (tmp_path / "m.json").write_text(json.dumps(doc))
     return tmp_path / "m.json"
 
@@ -211,6 +241,7 @@ def test_cli_report_modes(tmp_path, capsys):
     text = (tmp_path / "p.html").read_text()
     assert "0.87" in text and "Not shown: measuring coverage" not in text  # measured coverage
     assert "<b>0.75 / –</b>" in text  # skill: (0.7 - 0.4) / (0.8 - 0.4), no unseen value
+    assert "Not shown: the risk–coverage curve needs" in text  # metrics without error ranking
     rows = text.split("<script")[0].count("<tr data-i=")
     assert rows == 2 + 5  # 2 wells to sequence, 5 treated in the overview
     s, m = str(tmp_path / "s.h5ad"), str(tmp_path / "m.json")
@@ -227,13 +258,75 @@ def test_cli_report_modes(tmp_path, capsys):
     assert not (tmp_path / "x.html").exists()
 
 
+def test_new_compounds_expected_error_and_why_each_well_is_sequenced(tmp_path):
+    """seen_treatment marks new compounds (drugB, drugC), the expected error is shown, the
+    sequencing list says how many wells a measurement informs and why; the guarantee."""
+    s = summary()
+    s.obs.loc["drugD_P1", "Treatment"] = "drugA"  # a treatment in two wells
+    d = build_payload(Inputs(s), budget=6)
+    m = d["meta"]
+    assert m["new_from"] == "seen_treatment" and m["n_new"] == 2 and m["has_unc"]
+    assert [w["new"] for w in d["wells"]][:4] == [False, False, True, True]
+    assert d["wells"][2]["flag"] and not d["wells"][3]["flag"]  # new but not flagged: drugC
+    assert d["wells"][2]["unc"] == 0.9
+    assert m["guarantee"] == [["50%, 90%", GUARANTEE]]  # one text: its levels together
+    table = suggest(s, 6)
+    assert len(d["next"]) == 6  # one well per treatment: 6 treatments, 7 wells
+    assert [r["informed"] for r in d["next"]] == table["wells_informed"].tolist()
+    drug_a = next(r for r in d["next"] if d["wells"][r["i"]]["t"] == "drugA")
+    assert drug_a["informed"] == 2 and "informs 2 wells" in drug_a["reason"]
+    assert all(r["priority"] > 0 for r in d["next"])
+    text = write_prediction_report(s, tmp_path / "r.html", budget=6).read_text()
+    page = " ".join(text.split("<script")[0].split())
+    assert "by expected error reduction" in page  # the rule, above the table
+    assert "informs every well of that treatment" in page
+    assert "wells informed</th>" in page and "expected error reduction</th>" in page
+    assert "<td class='num'>0.900</td>" in page  # drugB's expected error in the table
+    assert page.count("<span class=new>new compound</span>") == 2  # overview: drugB, drugC
+    assert "wells of new compounds" in page and GUARANTEE in page
+
+
+def test_old_summaries_and_metrics_without_the_new_keys_still_report(tmp_path):
+    """A summary without seen_treatment / uncertainty / guarantee: flagged wells count as new
+    (hatched, as before), no expected error; metrics without an error ranking: no curve."""
+    s = summary(old=True)
+    d = build_payload(Inputs(s, metrics=json.loads(_metrics(tmp_path).read_text())))
+    m = d["meta"]
+    assert m["new_from"] == "ood_flag" and not m["has_unc"] and m["guarantee"] == []
+    assert [w["new"] for w in d["wells"]] == [w["flag"] for w in d["wells"]]
+    assert all(w["unc"] is None for w in d["wells"]) and d["risk"] is None
+    text = write_prediction_report(s, tmp_path / "r.html").read_text()
+    assert "What the intervals promise" not in text and "wells of new compounds" not in text
+    assert "half the mean interval width" in text  # what the expected error is here
+
+
+def test_risk_coverage_with_the_confidence_threshold(tmp_path):
+    """The evaluation's curves, the oracle, and the threshold's coverage: of the evaluated
+    groups when the summary holds them, else of the summary's wells."""
+    s = summary()
+    groups = list(s.obs_names)
+    metrics = json.loads(_metrics(tmp_path, groups).read_text())
+    r = build_payload(Inputs(s, metrics=metrics))["risk"]
+    assert set(r["curves"]) == {"confidence", "ood_score"} and r["n"] == len(groups)
+    assert r["curves"]["confidence"]["auroc"] == 0.9 and r["curves"]["ood_score"]["auroc"] is None
+    assert r["oracle"] == pytest.approx(r["curves"]["confidence"]["y"], abs=1e-3)  # sorted
+    kept = float((s.obs["confidence"] >= 0.05).mean())  # drugB is below the threshold
+    assert r["mark"] == {"x": round(kept, 4), "of": "evaluated"} and r["threshold"] == 0.05
+    metrics["uncertainty"]["error_ranking"] = ranking(["elsewhere_1", "elsewhere_2"])
+    r = build_payload(Inputs(s, metrics=metrics))["risk"]
+    assert r["mark"]["of"] == "plate" and r["n"] == 2
+    text = write_prediction_report(s, tmp_path / "r.html", metrics=metrics).read_text()
+    assert "Does the confidence rank the errors?" in text and "Not shown: the risk" not in text
+
+
 @pytest.mark.parametrize("width", [1000, 1400])
 def test_prediction_report_fits_the_window_in_a_real_browser(tmp_path, width):
     """A 384-well plate of long compound names: no sideways scrolling at 1000 or 1400 px; the
     charts name genes by symbol and the confidence is shown."""
     exe = chromium()
     s = summary(n_treated=60, long_names=True, rows=16)
-    page = write_prediction_report(s, tmp_path / "r.html")
+    metrics = json.loads(_metrics(tmp_path, list(s.obs_names)).read_text())
+    page = write_prediction_report(s, tmp_path / "r.html", metrics=metrics)
     r = probe(exe, page, width, tmp_path)
     assert r["ready"] and not r["errors"], f"the report's script failed: {r['errors']}"
     assert r["layers"] == ["conf", "flag", "gene", "rank"]
@@ -246,6 +339,10 @@ def test_prediction_report_fits_the_window_in_a_real_browser(tmp_path, width):
     assert r["heat_dots"] >= 60 * 4 and r["forest_rows"] > 10
     assert r["more_rows"] == 20  # treatments past the first 40, drawn from the data
     assert "confidence 0.80" in r["drill"]  # the first treatment's confidence
+    kept = round(100 * float((s.obs["confidence"] >= 0.05).mean()))
+    assert f"threshold: confidence ≥ 0.05 keeps {kept}%" in texts  # the risk–coverage marker
+    assert r["risk_lines"] == 3  # confidence, OOD score, oracle
+    assert "expected error" in r["drill"]
 
 
 def test_prediction_report_without_wells_calibration_or_controls_still_draws(tmp_path):
@@ -262,3 +359,10 @@ def test_prediction_report_without_wells_calibration_or_controls_still_draws(tmp
         del s.layers[k]
     r = probe(exe, write_prediction_report(s, tmp_path / "b.html"), 1000, tmp_path)
     assert r["ready"] and not r["errors"] and r["layers"] == ["rank"]
+    # a calibrated summary and metrics from before uncertainty II: the same views as before
+    old = write_prediction_report(summary(old=True), tmp_path / "c.html",
+                                  metrics=json.loads(_metrics(tmp_path).read_text()))  # fmt: skip
+    r = probe(exe, old, 1000, tmp_path)
+    assert r["ready"] and not r["errors"] and r["layers"] == ["conf", "flag", "gene", "rank"]
+    assert r["risk_lines"] == 0
+    assert_fits(r, 1000, "the prediction report of an older summary")

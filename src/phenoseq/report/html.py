@@ -19,7 +19,7 @@ from ..evaluate.run import plots_path
 from ..evaluate.suite import BASELINES, METRICS
 from ..io import atomic_path, sha256_file
 from .labels import GLOSSARY, LABELS, METRIC_NAMES, NEGATIVE_DISTANCE, fmt, method_entry, value
-from .plots import FIGURES, draw, figures_for
+from .plots import FIGURES, SCORE_NAMES, draw, figures_for
 
 DPI = 100
 STYLE = """
@@ -159,6 +159,82 @@ def _identification_table(metrics: dict) -> str:
             f"<th class=num>unseen: retrieval mAP</th></tr>{rows}</table>")  # fmt: skip
 
 
+def ranking_table(metrics: dict) -> str:
+    """Per score: the AUROC for "this group's error is in the top quartile", its AURC and the
+    share of the gain from random to oracle order it reaches; the best AUROC in bold."""
+    unc = metrics["uncertainty"]
+    er = unc["error_ranking"]
+    auc, curves = er.get("auroc_top_quartile", {}), er["risk_coverage"]
+    best = max((v for v in auc.values() if v is not None and np.isfinite(v)), default=None)
+    rows = []
+    for name, c in curves.items():
+        a = auc.get(name)
+        span = c["random_aurc"] - c["oracle_aurc"]
+        gain = (c["random_aurc"] - c["aurc"]) / span if span > 1e-12 else None
+        bold = " best" if a is not None and a == best else ""
+        rows.append(f"<tr><td>{_e(SCORE_NAMES.get(name, name))}</td>"
+                    f"<td class='num{bold}'>{fmt(a)}</td><td class=num>{fmt(c['aurc'])}</td>"
+                    f"<td class=num>{fmt(gain)}</td></tr>")  # fmt: skip
+    ood = [f"{label} {fmt(unc.get(key))}" for key, label in
+           (("ood_auroc", "distance to the training data"),
+            ("ood_auroc_uncertainty", "expected error"))
+           if unc.get(key) is not None]  # fmt: skip
+    n = len(er.get("error", {}))
+    return (
+        "<table class=scores><tr><th>score</th><th class=num>AUROC: top-quartile error ↑</th>"
+        "<th class=num>AURC ↓</th><th class=num>gain: 0 random, 1 oracle ↑</th></tr>"
+        f"{''.join(rows)}</table><p class=note>How to read the curve: groups are kept from the "
+        "most trusted down; a score that ranks the errors keeps the small ones first, so its "
+        "curve starts low and rises to the mean error at full coverage (every group kept). "
+        "The closer to the oracle, the better; on the random line, the score says nothing "
+        "about the error. Error: the RMSE over genes of a group's predicted "
+        f"pseudo-bulk against the real one ({n} held-out groups). AUROC: the chance that a group "
+        "whose error is in the top quartile is trusted less than one whose error is not (0.5: "
+        "no better than a coin; 1: every large error ranked below every small one). AURC: the "
+        "area under the risk–coverage curve, the mean error of the kept groups averaged over "
+        "all coverages. Unseen vs seen treatments, AUROC: "
+        + ("; ".join(ood) if ood else "not measured") + ".</p>"
+    )  # fmt: skip
+
+
+def width_table(metrics: dict) -> str:
+    """Per level: measured coverage (seen / unseen) beside the mean interval width and the
+    width the train-mean baseline's errors would need at that level."""
+    unc = metrics["uncertainty"]
+    cov, wid = unc.get("coverage", {}), unc.get("width_vs_train_mean") or {}
+
+    def c(subset: str, lv: str):
+        return (cov.get(f"pseudobulk/{subset}") or {}).get(lv, {}).get("coverage")
+
+    rows = []
+    for lv, w in wid.items():
+        wider = w["mean_width"] > w["train_mean_width"]
+        verdict = ("<b>wider</b>: a constant would cover with narrower intervals" if wider
+                   else "narrower")  # fmt: skip
+        rows.append(
+            f"<tr><td class=num>{float(lv):.0%}</td><td class=num>{fmt(c('seen', lv))}"
+            f"</td><td class=num>{fmt(c('unseen', lv))}</td>"
+            f"<td class=num>{fmt(w['mean_width'])}</td>"
+            f"<td class=num>{fmt(w['train_mean_width'])}</td><td>{verdict}</td></tr>"
+        )
+    return (
+        "<h3>Coverage beside width</h3><table class=scores><tr><th class=num>nominal</th>"
+        "<th class=num>coverage, seen</th><th class=num>coverage, unseen</th>"
+        "<th class=num>mean interval width</th><th class=num>train-mean baseline's width</th>"
+        f"<th>intervals vs the baseline's</th></tr>{''.join(rows)}</table><p class=note>"
+        "Pseudo-bulk intervals, log1p units. The baseline's width: twice the quantile, at the "
+        "level, of the absolute errors of predicting every held-out group by the mean training "
+        "pseudo-bulk. Coverage bought with intervals wider than that says no more than the "
+        "constant prediction would.</p>"
+    )  # fmt: skip
+
+
+#: tables shown under a figure, when the metrics have their data
+UNDER = {"risk_coverage": ranking_table,
+         "reliability": lambda m: width_table(m) if m["uncertainty"].get("width_vs_train_mean")
+         else ""}  # fmt: skip
+
+
 def _flat(d: dict, prefix: str = "") -> list[tuple[str, str]]:
     out = []
     for k, v in d.items():
@@ -194,9 +270,10 @@ def _intro(metrics: dict) -> str:
 def _figure(fig_id: str, metrics: dict, plots: dict) -> str:
     title = FIGURES[fig_id][0]
     data, w, h = _png(draw(fig_id, metrics, plots))
+    under = UNDER[fig_id](metrics) if fig_id in UNDER else ""
     return (f"<section><h2>{_e(title)}</h2><figure class=plot id='{fig_id}'>"
             f"<img alt='{_e(title)}' width={w} height={h} "
-            f"src='data:image/png;base64,{data}'></figure></section>")  # fmt: skip
+            f"src='data:image/png;base64,{data}'></figure>{under}</section>")  # fmt: skip
 
 
 def render(metrics: dict, plots: dict[str, np.ndarray]) -> str:

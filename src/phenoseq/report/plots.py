@@ -305,6 +305,53 @@ def reliability(metrics: dict, plots: dict | None = None) -> Figure:
     return fig
 
 
+#: plain names of the scores that may rank a group's error (metrics.json keeps the keys)
+SCORE_NAMES = {
+    "confidence": "confidence (higher: trusted first)",
+    "uncertainty": "expected error (uncertainty)",
+    "ood_score": "distance to the training data (OOD score)",
+    "interval_width": "mean 90% interval width",
+}
+SCORE_COLORS = {"confidence": MODEL, "uncertainty": CEILING, "ood_score": UNSEEN,
+                "interval_width": BASELINE}  # fmt: skip
+
+
+def oracle_risk(errors) -> np.ndarray:
+    """The best possible risk–coverage curve: the groups kept from the smallest error up."""
+    e = np.sort(np.asarray(list(errors), dtype=float))
+    return np.cumsum(e) / np.arange(1, len(e) + 1)
+
+
+def risk_coverage(metrics: dict, plots: dict | None = None) -> Figure:
+    """Selective prediction: the mean error of the k% most trusted groups vs k, one line per
+    score (confidence thick), keeping every group (random order: the mean error) and the
+    oracle order (by the error itself); the area under each curve (AURC) in the legend."""
+    er = metrics["uncertainty"]["error_ranking"]
+    fig, ax = plt.subplots(figsize=(11.5, 4.4), constrained_layout=True)
+    curves = er["risk_coverage"]
+    dots = "o" if len(er["error"]) <= 30 else None
+    for name in sorted(curves, key=lambda n: n == "confidence"):  # confidence drawn last, on top
+        c = curves[name]
+        main = name == "confidence"
+        ax.plot(c["coverage"], c["risk"], color=SCORE_COLORS.get(name, BASELINE),
+                lw=2.6 if main else 1.4, alpha=1 if main else 0.85, zorder=3 if main else 2,
+                marker=dots, ms=4 if main else 3,
+                label=f"{SCORE_NAMES.get(name, name)}: AURC {c['aurc']:.3f}")  # fmt: skip
+    first = next(iter(curves.values()))
+    oracle = oracle_risk(er["error"].values())
+    ax.plot(np.arange(1, len(oracle) + 1) / len(oracle), oracle, color="#222", ls=":", lw=1.6,
+            label=f"oracle (kept by the error): AURC {first['oracle_aurc']:.3f}")  # fmt: skip
+    ax.axhline(first["random_aurc"], color="#666", ls="--", lw=1.2,
+               label=f"random order (the mean error): AURC {first['random_aurc']:.3f}")  # fmt: skip
+    ax.set_xlim(0, 1.02)
+    ax.set_xlabel("coverage: share of held-out groups kept, most trusted first", fontsize=11)
+    ax.set_ylabel("mean error of the kept groups\n(RMSE of the pseudo-bulk, log1p)", fontsize=11)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9.5, loc="upper left", bbox_to_anchor=(1.01, 1), title="lower is better",
+              title_fontsize=9.5, frameon=False)  # fmt: skip
+    return fig
+
+
 # id -> (heading, function(metrics, plots)), in the order of the report
 FIGURES = {
     "metric_bars": ("Model vs baselines vs ceiling, with the spread over groups", metric_bars),
@@ -314,6 +361,7 @@ FIGURES = {
     "identification": ("Treatment identification and retrieval", identification_bars),
     "confusion": ("Confusion matrices (seen treatments, held-out replicate)", confusion),
     "reliability": ("Interval coverage: nominal vs measured", reliability),
+    "risk_coverage": ("Does the confidence rank the errors? Risk–coverage", risk_coverage),
 }
 
 
@@ -321,6 +369,9 @@ def _has(metrics: dict, plots: dict, fig_id: str) -> bool:
     """Whether the data of an optional figure is there (older metrics files lack some)."""
     if fig_id == "reliability":
         return "uncertainty" in metrics
+    if fig_id == "risk_coverage":
+        er = metrics.get("uncertainty", {}).get("error_ranking") or {}
+        return bool(er.get("risk_coverage")) and bool(er.get("error"))
     if fig_id == "fold_changes":
         return len(plots.get("fold_change_groups", ())) > 0
     return True

@@ -167,10 +167,18 @@ def _wells(s: ad.AnnData) -> list[dict]:
             "ctrl": ctrl.iloc[i] == str(g), "hasctrl": ctrl.iloc[i] not in ("", "nan"),
             "conf": _r(row["confidence"]) if "confidence" in obs else None,
             "flag": bool(row["ood_flag"]) if "ood_flag" in obs else False,
+            "new": _is_new(row), "unc": _r(row["uncertainty"]) if "uncertainty" in obs else None,
             "detail": [[c, _text(row[c])] for c in DETAIL_COLUMNS
                        if c in obs and c not in (K.PLATE, K.WELL)],
         })  # fmt: skip
     return out
+
+
+def _is_new(row: pd.Series) -> bool:
+    """A well of a treatment never trained on (``seen_treatment``; older summaries: flagged)."""
+    if "seen_treatment" in row.index:
+        return not bool(row["seen_treatment"])
+    return bool(row["ood_flag"]) if "ood_flag" in row.index else False
 
 
 def _level(s: ad.AnnData) -> float:
@@ -260,13 +268,21 @@ def _gene_views(s: ad.AnnData, level: float, extra_genes: list[str]) -> dict:
     }  # fmt: skip
 
 
+def _sig(v, digits: int = 4):
+    """A number rounded to ``digits`` significant digits (small priorities keep their order)."""
+    v = float(v)
+    return float(f"{v:.{digits}g}") if np.isfinite(v) else None
+
+
 def _suggestions(s: ad.AnnData, budget: int) -> list[dict]:
     table = suggest(s, min(budget, s.n_obs))
     index = {g: i for i, g in enumerate(s.obs_names.astype(str))}
+    informed = table["wells_informed"] if "wells_informed" in table else pd.Series(1, table.index)
     return [{"rank": int(r["rank"]), "i": index[str(r["group"])],
-             "priority": _r(r["priority"], 4), "conf": _r(r["confidence"]),
-             "width": _r(r["mean_width"]), "reason": str(r["reason"])}
-            for _, r in table.iterrows()]  # fmt: skip
+             "priority": _sig(r["priority"]), "conf": _r(r["confidence"]),
+             "width": _r(r["mean_width"]), "informed": int(informed[k]),
+             "reason": str(r["reason"])}
+            for k, r in table.iterrows()]  # fmt: skip
 
 
 def _provenance(inp: Inputs) -> list[list[str]]:
@@ -319,6 +335,49 @@ def _coverage(metrics: dict | None) -> dict | None:
     return {"coverage": unc["coverage"], "auroc": unc.get("ood_auroc")} if unc else None
 
 
+def _threshold_coverage(s: ad.AnnData, evaluated: list[str]) -> tuple[float, str] | None:
+    """The share of groups at or above the confidence threshold: of the evaluated groups when
+    this summary holds them (the curve's own groups), else of this summary's wells."""
+    if "confidence" not in s.obs:
+        return None
+    t = float(s.uns[K.UNS].get("ood_threshold", 0.05))
+    conf = s.obs["confidence"].astype(float)
+    have = [g for g in evaluated if g in conf.index]
+    if len(have) == len(evaluated) and have:
+        return float((conf[have] >= t).mean()), "evaluated"
+    return float((conf >= t).mean()), "plate"
+
+
+def _risk(metrics: dict | None, s: ad.AnnData) -> dict | None:
+    """The evaluation's risk–coverage curves (``evaluate --summary``), the oracle curve, and
+    where the summary's confidence threshold falls on them; None without them."""
+    er = ((metrics or {}).get("uncertainty") or {}).get("error_ranking") or {}
+    curves, error = er.get("risk_coverage") or {}, er.get("error") or {}
+    if not curves or not error:
+        return None
+    e = np.sort(np.asarray(list(error.values()), dtype=float))
+    first = next(iter(curves.values()))
+    mark = _threshold_coverage(s, list(error))
+    auc = {k: v for k, v in (er.get("auroc_top_quartile") or {}).items() if v is not None}
+    return {
+        "curves": {k: {"x": _r(c["coverage"], 4), "y": _r(c["risk"], 4), "aurc": _sig(c["aurc"]),
+                       "auroc": _r(auc.get(k, np.nan))} for k, c in curves.items()},
+        "oracle": _r(np.cumsum(e) / np.arange(1, len(e) + 1), 4),
+        "random": _sig(first["random_aurc"]), "oracle_aurc": _sig(first["oracle_aurc"]),
+        "n": len(e), "threshold": float(s.uns[K.UNS].get("ood_threshold", 0.05)),
+        "mark": None if mark is None else {"x": round(mark[0], 4), "of": mark[1]},
+    }  # fmt: skip
+
+
+def _guarantee(info: dict) -> list[list[str]]:
+    """(levels, what their intervals promise) from the calibration, levels with one text
+    together."""
+    by_text: dict[str, list[str]] = {}
+    for lv, text in dict(info.get("guarantee") or {}).items():
+        by_text.setdefault(str(text), []).append(f"{float(lv):.0%}")
+    return [[", ".join(lvs), text] for text, lvs in by_text.items()]
+
+
 def build_payload(inp: Inputs, budget: int = 12, genes: list[str] | None = None) -> dict:
     """Everything the page shows, as JSON-ready data (summaries and top genes only)."""
     s = inp.summary
@@ -336,10 +395,14 @@ def build_payload(inp: Inputs, budget: int = 12, genes: list[str] | None = None)
             "n_genes": s.n_vars, "layout": plate_layout([w["pos"] for w in wells]),
             "plates": sorted({w["p"] for w in wells}), "has_delta": bool(views["tops"]),
             "top_n": TOP_N, "budget": budget, "symbols": views.pop("symbols"),
+            "new_from": "seen_treatment" if "seen_treatment" in s.obs
+            else "ood_flag" if "ood_flag" in s.obs else None,
+            "n_new": sum(w["new"] for w in wells), "guarantee": _guarantee(info),
+            "has_unc": "uncertainty" in s.obs,
         },
         "provenance": _provenance(inp), "wells": wells, **views,
         "next": _suggestions(s, budget), "reliability": _coverage(inp.metrics),
-        "skill": _skill(inp.metrics),
+        "skill": _skill(inp.metrics), "risk": _risk(inp.metrics, s),
     }  # fmt: skip
 
 

@@ -55,6 +55,15 @@ def _tiles(d: dict) -> str:
          else "raw draw quantiles: too narrow; no confidence (run phenoseq calibrate)"),
         ("", f"{len(d['next'])}", "wells suggested for sequencing"),
     ]  # fmt: skip
+    if m["new_from"] == "seen_treatment":
+        tiles.insert(
+            2,
+            (
+                "warn" if m["n_new"] else "",
+                f"{m['n_new']}",
+                "wells of new compounds (not in training): hatched on the plate",
+            ),
+        )
     cov = d.get("reliability")
     cell = cov and (cov["coverage"].get("delta/seen") or cov["coverage"].get("pseudobulk/seen"))
     got = cell and cell.get(f"{m['level']:g}", {}).get("coverage")
@@ -71,10 +80,16 @@ def _tiles(d: dict) -> str:
     ) + "</div>"  # fmt: skip
 
 
-def summary_card(d: dict) -> str:
-    prov = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in d["provenance"])
-    m = d["meta"]
-    trust = (
+def _trust(m: dict) -> str:
+    if m["calibrated"] and m["has_unc"]:
+        return (
+            "Expected error: a well's mean per-gene error scale (log1p units; larger = less "
+            "trustworthy). Confidence (0–1) ranks it among known-good calibration wells of "
+            "treatments seen in training: the share of them whose expected error is at least "
+            f"as large. Wells below {m['ood_threshold']:g} are flagged: do not act on their "
+            "predictions, sequence them."
+        )  # fmt: skip
+    return (
         f"Confidence (0–1) says how typical a well's morphology is of the training wells: the "
         f"share of known-good calibration wells that look at least as unusual. Wells below "
         f"{m['ood_threshold']:g} are flagged: do not act on their predictions, sequence them."
@@ -83,13 +98,30 @@ def summary_card(d: dict) -> str:
         "too narrow, and there is no confidence or OOD flag. Run `phenoseq calibrate` on the "
         "model, then `phenoseq generate --summary` again."
     )  # fmt: skip
+
+
+def _promise(m: dict) -> str:
+    """What the calibration's intervals promise, per level (``uns['guarantee']``)."""
+    if not m["guarantee"]:
+        return ""
+    items = "".join(f"<li><b>{_e(lv)}</b>: {_e(text)}</li>" for lv, text in m["guarantee"])
+    return (
+        "<p class=note>What the intervals promise (the calibration's guarantee: which new "
+        f"wells they cover at the nominal rate):</p><ul class='note promise'>{items}</ul>"
+    )
+
+
+def summary_card(d: dict) -> str:
+    prov = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in d["provenance"])
+    m = d["meta"]
     return (
         "<section id=summary><h2>Summary</h2>" + _tiles(d)
-        + f"<p class=note>{_e(trust)} A gene is called <span class='gene up'>up</span> or "
+        + f"<p class=note>{_e(_trust(m))} A gene is called <span class='gene up'>up</span> or "
         f"<span class='gene down'>down</span> when its whole {m['level']:.0%} interval of the "
         "change vs the plate's control lies above or below 0; otherwise it is "
         "<span class='gene unc'>uncertain</span> (drawn hollow / grey everywhere), however "
-        "large the predicted change.</p><div class=cols><div><h3>Model and settings</h3>"
+        "large the predicted change.</p>" + _promise(m)
+        + "<div class=cols><div><h3>Model and settings</h3>"
         f"<table class=kv>{prov}</table></div><div><h3>Intended use</h3><p>{_e(INTENDED)}</p>"
         f"<p><b>Not for:</b> {_e(NOT_FOR)}</p></div></div></section>"
     )  # fmt: skip
@@ -110,12 +142,20 @@ def _chips(d: dict, i: int, key: str) -> str:
     return "".join(out) or "<span class=muted>none</span>"
 
 
+def _tags(d: dict, w: dict) -> str:
+    """The flag column: unlike the training data, a new compound (when the summary says)."""
+    tags = ["<span class=flag>unlike training</span>"] if w["flag"] else []
+    if w["new"] and d["meta"]["new_from"] == "seen_treatment":
+        tags.append("<span class=new>new compound</span>")
+    return " ".join(tags)
+
+
 def _overview_row(d: dict, i: int) -> str:
     w = d["wells"][i]
-    flag = "<span class=flag>unlike training</span>" if w["flag"] else ""
     cls = " class=flagged" if w["flag"] else ""
     return (f"<tr data-i={i}{cls}><td>{_e(w['t'])}</td><td>{_e(_well_name(w))}</td>"
-            f"<td class=num>{_num(w['conf'])}</td><td>{flag}</td>"
+            f"<td class=num>{_num(w['conf'])}</td><td class=num>{_num(w['unc'], 3)}</td>"
+            f"<td>{_tags(d, w)}</td>"
             f"<td>{_chips(d, i, 'up')}</td><td>{_chips(d, i, 'down')}</td></tr>")  # fmt: skip
 
 
@@ -126,8 +166,8 @@ def treatments_table(d: dict) -> str:
                 "wells in the morphology passed to `phenoseq generate --summary`.</p>")  # fmt: skip
     order = sorted(d["tops"], key=lambda i: (d["wells"][i]["t"], _well_name(d["wells"][i])))
     head = ("<thead><tr><th>treatment</th><th>well</th><th class=num>confidence</th>"
-            f"<th>flag</th><th>top {CHIPS} up</th><th>top {CHIPS} down</th></tr>"
-            "</thead>")  # fmt: skip
+            f"<th class=num>expected error</th><th>flag</th><th>top {CHIPS} up</th>"
+            f"<th>top {CHIPS} down</th></tr></thead>")  # fmt: skip
     first = "".join(_overview_row(d, i) for i in order[:OVERVIEW_ROWS])
     out = f"<table class='pick overview'>{head}<tbody>{first}</tbody></table>"
     if len(order) > OVERVIEW_ROWS:  # the rest drawn by the script from the data (smaller file)
@@ -137,21 +177,53 @@ def treatments_table(d: dict) -> str:
     return out
 
 
+def _sig(v) -> str:
+    """A priority with 3 significant digits (no ties from rounding small numbers)."""
+    return "–" if v is None else f"{v:.3g}"
+
+
 def next_table(d: dict) -> str:
     cols = (("rank", "num"), ("plate", ""), ("well", ""), ("treatment", ""),
-            ("confidence", "num"), (f"mean {d['meta']['level']:.0%} interval width", "num"),
-            ("priority", "num"), ("reason", ""))  # fmt: skip
+            ("confidence", "num"), ("expected error", "num"),
+            (f"mean {d['meta']['level']:.0%} interval width", "num"), ("wells informed", "num"),
+            ("expected error reduction", "num"), ("reason", ""))  # fmt: skip
     head = "".join(f"<th class='{c}' data-col={k}>{_e(n)}</th>" for k, (n, c) in enumerate(cols))
     rows = []
     for r in d["next"]:
         w = d["wells"][r["i"]]
-        cells = (r["rank"], w["p"], w["w"], w["t"], _num(r["conf"]), _num(r["width"]),
-                 _num(r["priority"], 3), r["reason"])  # fmt: skip
+        cells = (r["rank"], w["p"], w["w"], w["t"], _num(r["conf"]), _num(w["unc"], 3),
+                 _num(r["width"]), r["informed"], _sig(r["priority"]), r["reason"])  # fmt: skip
         rows.append(f"<tr data-i={r['i']}>" + "".join(
             f"<td class='{c}'>{_e(v)}</td>" for v, (_, c) in zip(cells, cols, strict=True)
         ) + "</tr>")  # fmt: skip
     return (f"<table class='pick sortable' id=next-table><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")  # fmt: skip
+
+
+def _error_words(m: dict) -> str:
+    if m["has_unc"]:
+        return "Expected error: the well's mean per-gene error scale."
+    return "Expected error (no calibrated error scale here): half the mean interval width."
+
+
+def _risk_note(d: dict) -> str:
+    """The risk–coverage view's caption, or why it is not drawn."""
+    r = d.get("risk")
+    if not r:
+        return ("<p class=note>Not shown: the risk–coverage curve needs sequenced held-out wells "
+                "scored by `phenoseq evaluate --summary` (a calibrated summary); pass its "
+                "metrics.json to `phenoseq report --metrics`.</p>")  # fmt: skip
+    where = ("of the evaluated wells" if (r["mark"] or {}).get("of") == "evaluated"
+             else "of this summary's wells (the curve: the evaluation's wells)")  # fmt: skip
+    return (
+        f"<p class=note>From the evaluation ({r['n']} sequenced held-out wells): wells kept "
+        "from the most confident down; the y axis is the mean error (RMSE over genes of the "
+        "predicted pseudo-bulk, log1p) of the kept wells. A confidence that ranks the errors "
+        "starts low and rises to the mean error at full coverage; the oracle keeps wells by the "
+        "error itself. The marker: the current threshold, confidence ≥ "
+        f"{r['threshold']:g}, and the share {where} it keeps. AUROC: the chance that a well "
+        "with a top-quartile error is less trusted than one without (0.5: a coin).</p>"
+    )  # fmt: skip
 
 
 def _data_json(d: dict) -> str:
@@ -184,9 +256,12 @@ control, with {lv} intervals.</p></header>
 <p class=note>Rows A–P on the left, columns on top. Hover a well for its treatment, value,
 interval and why it is flagged; click it to open the treatment below.</p></section>
 <section id=next><h2>Wells to sequence next</h2>
-<p class=note>Ranked by <code>phenoseq.uncertainty.suggest</code>: wells unlike the training
-data first, then low confidence and wide intervals, where a measurement teaches the model
-most. Click a row to highlight its well on the plate map; click a header to sort.</p>
+<p class=note><b>Rule</b> (<code>phenoseq.uncertainty.suggest</code>): by expected error
+reduction: sequencing one well measures its treatment, which informs every well of that
+treatment here, so a well's reduction is the sum of the squared expected errors of all its
+treatment's wells; one well per treatment (its most uncertain), wells unlike the training data
+first. {_e(_error_words(m))} Click a row to highlight its well on the plate map; click a header
+to sort.</p>
 <div class=controls><button id=csv-list type=button>Download list (CSV)</button>
 <button id=csv-plate type=button>Download plate layout (CSV)</button></div>
 {next_table(d)}</section>
@@ -201,6 +276,8 @@ most. Click a row to highlight its well on the plate map; click a header to sort
 <div id=volcano-view></div></div></section>
 <section id=reliability><h2>Interval reliability</h2>{reliability}
 <div id=reliability-view></div></section>
+<section id=risk><h2>Does the confidence rank the errors?</h2>{_risk_note(d)}
+<div id=risk-view></div><div id=risk-legend class=keys></div></section>
 <p class=foot>Full predictions (every gene, every level) are in the summary .h5ad beside this
 report; this page embeds the top genes only and works offline.</p>
 </main>
@@ -209,8 +286,8 @@ report; this page embeds the top genes only and works offline.</p>
 <pattern id=ps-hatch width=6 height=6 patternUnits=userSpaceOnUse patternTransform="rotate(45)">
 <rect width=6 height=6 fill="#fff"/><line x1=0 y1=0 x2=0 y2=6 stroke="#8c8c8c" stroke-width=2.2/>
 </pattern><pattern id=ps-hatch-dark width=6 height=6 patternUnits=userSpaceOnUse
-patternTransform="rotate(45)"><line x1=0 y1=0 x2=0 y2=6 stroke="#7a3b00" stroke-width=1.6/>
-</pattern></defs></svg>
+patternTransform="rotate(45)"><line x1=0 y1=0 x2=0 y2=6 stroke="#fff" stroke-width=1.6/>
+<line x1=1.6 y1=0 x2=1.6 y2=6 stroke="#222" stroke-width=1.2/></pattern></defs></svg>
 <script type="application/json" id=phenoseq-data>{_data_json(d)}</script>
 <script>{(ASSETS / "prediction.js").read_text(encoding="utf-8")}</script>"""
     return (

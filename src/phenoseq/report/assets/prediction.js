@@ -71,10 +71,12 @@
     });
     node.addEventListener("mouseleave", () => { tip.style.display = "none"; });
   }
+  const NEWS = M.new_from === "seen_treatment";  // whether the summary says which are new
   function why(w) {
     if (w.flag) {
-      return "flagged: confidence " + num(w.conf) + " < " + M.ood_threshold +
-        ": morphology unlike the training wells (a new compound?)";
+      return "flagged: confidence " + num(w.conf) + " < " + M.ood_threshold + (M.has_unc
+        ? ": a larger expected error than almost every known-good calibration well"
+        : ": morphology unlike the training wells (a new compound?)");
     }
     if (w.conf !== null && w.conf < 0.25) return "low confidence: few training wells look like it";
     return "";
@@ -85,6 +87,8 @@
     return "<b>" + esc(w.t) + "</b>" + (w.ctrl ? " (control)" : "") + "<br>" +
       (line ? line + "<br>" : "") +
       "confidence " + (w.conf === null ? "– (not calibrated)" : num(w.conf)) + "<br>" +
+      (w.unc !== null ? "expected error " + num(w.unc, 3) + " (log1p)<br>" : "") +
+      (w.new && NEWS ? "<span class=why>new compound: its treatment was not in training</span><br>" : "") +
       (reason ? "<span class=why>" + esc(reason) + "</span><br>" : "") +
       rows.map((r) => "<span style='color:#666'>" + esc(r[0]) + "</span> " + esc(r[1])).join("<br>");
   }
@@ -119,12 +123,16 @@
       return r ? { fill: viridis(0.15 + 0.7 * (r - 1) / Math.max(1, D.next.length - 1)),
         text: String(r), line: "sequencing rank " + r } : { fill: "#ececec", line: "not in the list" };
     }
+    const isNew = NEWS ? " · new compound" : "";
     if (L === "flag") {
-      return w.flag ? { fill: FLAG, hatch: true, line: "flagged: unlike the training data" }
-        : { fill: "#9ecae1", line: "like the training data" };
+      return { fill: w.flag ? FLAG : "#9ecae1", hatch: w.new && NEWS, line: (w.flag
+        ? "flagged: unlike the training data" : "like the training data") + (w.new ? isNew : "") };
     }
-    if (w.flag) return { fill: "url(#ps-hatch)", line: "flagged: no value shown" };
-    if (L === "conf") return { fill: viridis(w.conf), line: "confidence " + num(w.conf) };
+    if (L === "conf") {
+      return { fill: viridis(w.conf), hatch: w.new, line: "confidence " + num(w.conf) +
+        (w.new ? (NEWS ? isNew : " · flagged") : "") };
+    }
+    if (w.new) return { fill: "url(#ps-hatch)", line: (NEWS ? "new compound" : "flagged") + ": no value shown" };
     const v = geneValue(i), g = D.genes[state.gene];
     if (w.ctrl) return { fill: "#d9d9d9", text: "C", line: g + ": control well (no change)" };
     if (!v) return { fill: "#f0f0f0", text: "–", line: g + ": no control on this plate" };
@@ -177,8 +185,10 @@
   function drawWell(s, i, cx, cy, rad, cell, lim) {
     const w = W[i], st = wellStyle(i, lim);
     const g = el("g", { class: "well", "data-i": i }, s);
-    el("circle", { cx: cx, cy: cy, r: rad, fill: st.fill, stroke: w.ctrl ? "#111" : (st.stroke || "#777"),
-      "stroke-width": w.ctrl ? 2.4 : 1, "stroke-dasharray": st.dash || "" }, g);
+    const ring = w.flag && NEWS && state.layer !== "flag" && state.layer !== "rank";
+    el("circle", { cx: cx, cy: cy, r: rad, fill: st.fill,
+      stroke: ring ? FLAG : w.ctrl ? "#111" : (st.stroke || "#777"),
+      "stroke-width": ring || w.ctrl ? 2.4 : 1, "stroke-dasharray": st.dash || "" }, g);
     if (st.hatch) el("circle", { cx: cx, cy: cy, r: rad, fill: "url(#ps-hatch-dark)" }, g);
     if (st.text) {
       const dark = state.layer === "rank" && st.text !== "C";
@@ -206,10 +216,17 @@
       x = 250;
     }
     const keys = [["ring", "control (outlined)"], ["empty", "no prediction"], ["sel", "selected"]];
-    if (M.calibrated && L !== "flag") keys.unshift(["hatch", "flagged unlike training: no value"]);
+    if (M.new_from && (L === "conf" || L === "gene")) {
+      if (NEWS && M.calibrated) keys.unshift(["flagring", "flagged unlike training (orange ring)"]);
+      keys.unshift(L === "conf" ? ["newconf", (NEWS ? "new compound" : "flagged") + ": hatched"]
+        : ["hatch", (NEWS ? "new compound (not in training)" : "flagged unlike training") + ": hatched, no value"]);
+    }
     if (L === "gene") keys.unshift(["hollow", "uncertain (interval crosses 0)"]);
     if (L === "rank") keys.unshift(["rank", "rank in the list below"]);
-    if (L === "flag") keys.unshift(["flagged", "unlike the training data"], ["ok", "like the training data"]);
+    if (L === "flag") {
+      keys.unshift(["flagged", "unlike the training data"], ["ok", "like the training data"]);
+      if (NEWS) keys.splice(2, 0, ["newok", "new compound (not in training): hatched"]);
+    }
     keys.forEach((k) => {
       const a = { r: 7, fill: "#fff", stroke: "#777" };
       if (k[0] === "ring") Object.assign(a, { fill: "#d9d9d9", stroke: "#111", "stroke-width": 2.4 });
@@ -219,7 +236,9 @@
       if (k[0] === "rank") a.fill = viridis(0.15);
       if (k[0] === "sel") Object.assign(a, { fill: "none", stroke: SEL, "stroke-width": 3 });
       if (k[0] === "flagged") a.fill = FLAG;
-      if (k[0] === "ok") a.fill = "#9ecae1";
+      if (k[0] === "ok" || k[0] === "newok") a.fill = "#9ecae1";
+      if (k[0] === "newconf") a.fill = viridis(0.5);
+      if (k[0] === "flagring") Object.assign(a, { stroke: FLAG, "stroke-width": 2.4 });
       const t = el("text", { y: y + 4, "font-size": 12 }, s, k[1]);
       const w = 24 + t.getComputedTextLength();
       if (x + w > total && x > 250) { x = L === "conf" || L === "gene" ? 250 : 0; y += 22; }
@@ -227,7 +246,9 @@
       a.cx = x + 8;
       a.cy = y;
       el("circle", a, s);
-      if (k[0] === "flagged") el("circle", Object.assign({}, a, { fill: "url(#ps-hatch-dark)", stroke: "none" }), s);
+      if (k[0] === "newok" || k[0] === "newconf") {
+        el("circle", Object.assign({}, a, { fill: "url(#ps-hatch-dark)", stroke: "none" }), s);
+      }
       x += w;
     });
     s.setAttribute("height", Math.max(42, y + 14));
@@ -436,6 +457,8 @@
     }
     info.innerHTML = "<b>" + esc(w.t) + "</b> · " + esc(wellName(w)) + " · confidence " +
       (w.conf === null ? "– (not calibrated)" : num(w.conf)) +
+      (w.unc !== null ? " · expected error " + num(w.unc, 3) : "") +
+      (w.new && NEWS ? " · <span class=new>new compound</span>" : "") +
       (w.flag ? " · <span class=flag>flagged unlike the training data: do not act on it</span>" : "") +
       " · vs control " + esc(controlName(w));
     drawForest(i);
@@ -474,6 +497,85 @@
     });
   }
 
+  // ---------------------------------------------------------------- risk-coverage curve
+  const SCORES = { confidence: ["confidence", "#d1495b"], uncertainty: ["expected error", "#2e86ab"],
+    ood_score: ["distance to the training data", "#edae49"], interval_width: ["mean 90% interval width", "#8d99ae"] };
+  function at(xs, ys, x) {  // the curve's value at coverage x (linear between its points)
+    const k = xs.findIndex((v) => v >= x - 1e-9);
+    if (k <= 0) return ys[Math.max(0, k)];
+    return ys[k - 1] + (ys[k] - ys[k - 1]) * (x - xs[k - 1]) / Math.max(xs[k] - xs[k - 1], 1e-12);
+  }
+  function drawRisk() {
+    const host = document.getElementById("risk-view"), keys = document.getElementById("risk-legend");
+    host.innerHTML = "";
+    keys.innerHTML = "";
+    const R = D.risk;
+    if (!R) return;
+    const names = Object.keys(R.curves).sort((a, b) => (a === "confidence") - (b === "confidence"));
+    const total = Math.min(820, width("risk-view")), h = 320, left = 58, top = 14, bottom = 48;
+    const s = svg(host, total, h);
+    let lo = Infinity, hi = -Infinity;
+    names.map((n) => R.curves[n].y).concat([R.oracle, [R.random]]).forEach((ys) => ys.forEach((v) => {
+      if (v !== null) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+    }));
+    const pad = 0.08 * (hi - lo || Math.abs(hi) || 1);
+    lo -= pad; hi += pad;
+    const X = axisX(s, left, total - 12, h - bottom, 0, 1, "coverage: share of wells kept, most confident first");
+    const Y = (v) => h - bottom - (v - lo) / (hi - lo) * (h - bottom - top);
+    niceTicks(lo, hi, 5).forEach((v) => {
+      el("line", { x1: left - 4, x2: left, y1: Y(v), y2: Y(v), stroke: "#888" }, s);
+      el("text", { x: left - 7, y: Y(v) + 4, "font-size": 11, "text-anchor": "end" }, s, String(v));
+    });
+    el("line", { x1: left, x2: left, y1: top, y2: h - bottom, stroke: "#888" }, s);
+    const yl = (top + h - bottom) / 2;
+    el("text", { x: 12, y: yl, "font-size": 12, "text-anchor": "middle", transform: "rotate(-90 12 " + yl + ")" },
+      s, "mean error of the kept wells");
+    const line = (xs, ys, attrs) => el("polyline", Object.assign({ fill: "none", points: xs.map((x, k) =>
+      X(x) + "," + Y(ys[k])).join(" ") }, attrs), s);
+    el("line", { x1: X(0), x2: X(1), y1: Y(R.random), y2: Y(R.random), stroke: "#666", "stroke-dasharray": "6,4" }, s);
+    line(R.oracle.map((_, k) => (k + 1) / R.oracle.length), R.oracle, { stroke: "#222", "stroke-dasharray": "2,3",
+      "stroke-width": 1.6 });
+    names.forEach((n) => {
+      const c = R.curves[n], main = n === "confidence", col = (SCORES[n] || [n, UNC])[1];
+      line(c.x, c.y, { stroke: col, "stroke-width": main ? 2.8 : 1.4, "stroke-opacity": main ? 1 : 0.85 });
+      if (main) {
+        c.x.forEach((x, k) => {
+          const p = el("circle", { cx: X(x), cy: Y(c.y[k]), r: 3, fill: col }, s);
+          hover(p, () => "most confident " + Math.round(100 * x) + "% of wells: mean error " + num(c.y[k], 3));
+        });
+      }
+    });
+    riskMark(s, X, Y, h, top, bottom);
+    riskKeys(keys, names);
+  }
+  function riskMark(s, X, Y, h, top, bottom) {
+    const R = D.risk, c = R.curves.confidence;
+    if (!R.mark || !c) return;
+    const x = R.mark.x, y = at(c.x, c.y, x);
+    el("line", { x1: X(x), x2: X(x), y1: top, y2: h - bottom, stroke: SEL, "stroke-dasharray": "4,3",
+      "stroke-width": 1.5 }, s);
+    const dot = el("circle", { cx: X(x), cy: Y(y), r: 6, fill: "none", stroke: SEL, "stroke-width": 2.5 }, s);
+    const right = X(x) > X(0.6);
+    el("text", { x: X(x) + (right ? -8 : 8), y: top + 12, "font-size": 11.5, "text-anchor": right ? "end" : "start",
+      fill: SEL, style: "fill:" + SEL }, s, "threshold: confidence ≥ " + R.threshold + " keeps " +
+      Math.round(100 * x) + "%");
+    hover(dot, () => "the current threshold (confidence ≥ " + R.threshold + ") keeps " + Math.round(100 * x) +
+      "% " + (R.mark.of === "evaluated" ? "of the evaluated wells" : "of this summary's wells") +
+      "<br>their mean error " + num(y, 3) + " (all wells: " + num(R.random, 3) + ")");
+  }
+  function riskKeys(host, names) {
+    const R = D.risk, item = (style, text) => "<span><i style='" + style + "'></i>" + esc(text) + "</span>";
+    const out = names.slice().reverse().map((n) => {
+      const c = R.curves[n], sc = SCORES[n] || [n, UNC];
+      return item("border-top:" + (n === "confidence" ? 3 : 2) + "px solid " + sc[1], sc[0] + ": AURC " +
+        num(c.aurc, 3) + (c.auroc === null ? "" : ", top-quartile-error AUROC " + num(c.auroc)));
+    });
+    out.push(item("border-top:2px dotted #222", "oracle (kept by the error itself): AURC " + num(R.oracle_aurc, 3)));
+    out.push(item("border-top:2px dashed #666", "random order (the mean error): AURC " + num(R.random, 3)));
+    if (R.mark && R.curves.confidence) out.push(item("border-top:2px dashed " + SEL, "current threshold"));
+    host.innerHTML = out.join("");
+  }
+
   // ---------------------------------------------------------------- selection, tables, CSV
   function select(i, scroll) {
     state.sel = i;
@@ -508,8 +610,10 @@
     more.querySelector("tbody").innerHTML = treated().slice(from).map((i) => {
       const w = W[i];
       return "<tr data-i=" + i + (w.flag ? " class=flagged" : "") + "><td>" + esc(w.t) +
-        "</td><td>" + esc(wellName(w)) + "</td><td class=num>" + num(w.conf) + "</td><td>" +
-        (w.flag ? "<span class=flag>unlike training</span>" : "") + "</td><td>" +
+        "</td><td>" + esc(wellName(w)) + "</td><td class=num>" + num(w.conf) +
+        "</td><td class=num>" + num(w.unc, 3) + "</td><td>" +
+        [w.flag ? "<span class=flag>unlike training</span>" : "",
+          w.new && NEWS ? "<span class=new>new compound</span>" : ""].filter(Boolean).join(" ") + "</td><td>" +
         chips(i, "up", n) + "</td><td>" + chips(i, "down", n) + "</td></tr>";
     }).join("");
   }
@@ -553,10 +657,12 @@
   }
   const csvCell = (v) => (/[",\n]/.test(String(v)) ? '"' + String(v).replace(/"/g, '""') + '"' : String(v));
   function csvList() {
-    const head = ["rank", "plate", "well", "treatment", "group", "confidence", "mean_width", "priority", "reason"];
+    const head = ["rank", "plate", "well", "treatment", "group", "confidence", "expected_error",
+      "mean_width", "wells_informed", "expected_error_reduction", "reason"];
     const rows = D.next.map((r) => {
       const w = W[r.i];
-      return [r.rank, w.p, w.w, w.t, w.g, r.conf === null ? "" : r.conf, r.width, r.priority, r.reason];
+      return [r.rank, w.p, w.w, w.t, w.g, r.conf === null ? "" : r.conf, w.unc === null ? "" : w.unc,
+        r.width, r.informed, r.priority, r.reason];
     });
     download("sequence_next.csv", [head].concat(rows).map((r) => r.map(csvCell).join(",")).join("\n") + "\n");
   }
@@ -614,6 +720,7 @@
     drawHeat();
     if (state.sel !== null) drill(state.sel);
     drawReliability();
+    drawRisk();
   }
   controls();
   moreRows();
