@@ -217,6 +217,14 @@ def test_risk_coverage_figure_and_tables_from_hand_made_metrics():
     assert "<td class=num>1.000</td><td class=num>1.600</td><td>narrower</td>" in width
     m["uncertainty"]["width_vs_train_mean"]["0.9"]["train_mean_width"] = 0.5
     assert "<b>wider</b>" in width_table(m)
+    # per-subset widths: each of seen / unseen beside its own baseline
+    m["uncertainty"]["width_vs_train_mean"] |= {
+        "0.9/seen": {"mean_width": 0.4, "train_mean_width": 1.0},
+        "0.9/unseen": {"mean_width": 2.0, "train_mean_width": 1.5},
+    }
+    rows = width_table(m).split("<tr>")[2:]
+    assert "<td>seen</td>" in rows[0] and "<td>narrower</td>" in rows[0]
+    assert "<td>unseen</td>" in rows[1] and "<b>wider</b>" in rows[1] and len(rows) == 2
     for key in ("error_ranking", "width_vs_train_mean", "ood_auroc_uncertainty"):
         del m["uncertainty"][key]
     assert "risk_coverage" not in figures_for(m) and UNDER["reliability"](m) == ""

@@ -204,6 +204,8 @@ def test_suggest_counts_every_well_a_treatment_measurement_informs():
     assert t["group"].tolist() == ["g2", "g3", "g4"]  # A (3 wells), then B, then C
     np.testing.assert_allclose(t["priority"], [1 + 1 + 1.21, 2.25, 0.0625])
     assert t["wells_informed"].tolist() == [3, 1, 1] and "informs 3 wells" in t["reason"][0]
+    s.uns["phenoseq"]["control"] = "A"  # control wells are the reference: never suggested
+    assert suggest(s, 3)["group"].tolist() == ["g3", "g4"]
 
 
 def test_evaluate_scores_the_summary_and_the_report_draws_it(run, tmp_path, capsys):

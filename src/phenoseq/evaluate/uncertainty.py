@@ -90,19 +90,26 @@ def error_ranking(summary: ad.AnnData, real: pd.DataFrame, groups: list[str]) ->
 
 
 def width_vs_train_mean(summary: ad.AnnData, model: PhenoSeqModel, real: pd.DataFrame,
-                        groups: list[str]) -> dict:  # fmt: skip
+                        groups: list[str], subsets: dict | None = None) -> dict:  # fmt: skip
     """Per level, the mean interval width beside the width the train-mean baseline would need:
     twice the quantile of its absolute errors (every held-out group predicted by the mean
-    training pseudo-bulk) — intervals wider than that say nothing a constant would not."""
+    training pseudo-bulk) — intervals wider than that say nothing a constant would not. Over
+    ``groups``, and per subset of ``subsets`` (name -> groups) under ``"<level>/<name>"``."""
     reg = model.registry
     train = [i for i, r in enumerate(reg.group_roles) if r == "train"]
     mean = np.nanmean(model.group_stats["pseudobulk"][train], axis=0)
-    err = np.abs(real.loc[groups, summary.var_names].to_numpy() - mean)
     out = {}
-    for lv in np.ravel(summary.uns[K.UNS]["levels"]):
-        width = summary[groups].layers[f"upper_{lv:g}"] - summary[groups].layers[f"lower_{lv:g}"]
-        out[f"{lv:g}"] = {"mean_width": float(width.mean()),
-                          "train_mean_width": float(2 * np.quantile(err, lv))}  # fmt: skip
+    for name, names in {"": groups, **(subsets or {})}.items():
+        if not names:
+            continue
+        err = np.abs(real.loc[names, summary.var_names].to_numpy() - mean)
+        part = summary[names]
+        for lv in np.ravel(summary.uns[K.UNS]["levels"]):
+            width = part.layers[f"upper_{lv:g}"] - part.layers[f"lower_{lv:g}"]
+            out[f"{lv:g}" + (f"/{name}" if name else "")] = {
+                "mean_width": float(width.mean()),
+                "train_mean_width": float(2 * np.quantile(err, lv)),
+            }
     return out
 
 
@@ -130,7 +137,9 @@ def score_summary(model: PhenoSeqModel, summary: ad.AnnData, expression: ad.AnnD
         if delta is not None:
             out["coverage"][f"delta/{subset}"] = coverage(summary[list(delta.index)], delta,
                                                           "delta_")  # fmt: skip
-    out["width_vs_train_mean"] = width_vs_train_mean(summary, model, real, groups)
+    subsets = {"seen": [g for g in groups if g not in novel],
+               "unseen": [g for g in groups if g in novel]}  # fmt: skip
+    out["width_vs_train_mean"] = width_vs_train_mean(summary, model, real, groups, subsets)
     if "ood_score" in summary.obs:
         is_novel = np.array([g in novel for g in groups])
         obs = summary.obs.loc[groups]

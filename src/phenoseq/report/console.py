@@ -108,6 +108,10 @@ def print_evaluation(metrics: dict, out, console: Console) -> None:
             console.print(f"interval coverage {key}: {cells}")
         if unc.get("ood_auroc") is not None:
             console.print(f"OOD AUROC (unseen vs seen treatments): {unc['ood_auroc']:.3f}")
+        ranks = unc.get("error_ranking", {}).get("auroc_top_quartile", {})
+        if ranks:
+            cells = ", ".join(f"{k} {v:.2f}" for k, v in ranks.items() if v == v)
+            console.print(f"AUROC for a top-quartile error, by score: {cells}")
     plots = Path(out).with_name(f"{Path(out).stem}.plots.npz").name
     console.print(f"metrics written to {out} (plot data: {plots})")
 

@@ -198,34 +198,35 @@ def ranking_table(metrics: dict) -> str:
 
 
 def width_table(metrics: dict) -> str:
-    """Per level: measured coverage (seen / unseen) beside the mean interval width and the
-    width the train-mean baseline's errors would need at that level."""
+    """Per level and seen / unseen treatments: measured coverage beside the mean interval width
+    and the width the train-mean baseline's errors would need at that level (pooled over both
+    when the metrics have no per-subset widths)."""
     unc = metrics["uncertainty"]
     cov, wid = unc.get("coverage", {}), unc.get("width_vs_train_mean") or {}
-
-    def c(subset: str, lv: str):
-        return (cov.get(f"pseudobulk/{subset}") or {}).get(lv, {}).get("coverage")
-
     rows = []
-    for lv, w in wid.items():
-        wider = w["mean_width"] > w["train_mean_width"]
-        verdict = ("<b>wider</b>: a constant would cover with narrower intervals" if wider
-                   else "narrower")  # fmt: skip
-        rows.append(
-            f"<tr><td class=num>{float(lv):.0%}</td><td class=num>{fmt(c('seen', lv))}"
-            f"</td><td class=num>{fmt(c('unseen', lv))}</td>"
-            f"<td class=num>{fmt(w['mean_width'])}</td>"
-            f"<td class=num>{fmt(w['train_mean_width'])}</td><td>{verdict}</td></tr>"
-        )
+    for lv in [k for k in wid if "/" not in k]:
+        for subset in ("seen", "unseen"):
+            c = (cov.get(f"pseudobulk/{subset}") or {}).get(lv, {}).get("coverage")
+            w = wid.get(f"{lv}/{subset}") or wid[lv]
+            if c is None and f"{lv}/{subset}" not in wid:
+                continue
+            wider = w["mean_width"] > w["train_mean_width"]
+            verdict = ("<b>wider</b>: a constant would cover with narrower intervals" if wider
+                       else "narrower")  # fmt: skip
+            rows.append(
+                f"<tr><td class=num>{float(lv):.0%}</td><td>{subset}</td>"
+                f"<td class=num>{fmt(c)}</td><td class=num>{fmt(w['mean_width'])}</td>"
+                f"<td class=num>{fmt(w['train_mean_width'])}</td><td>{verdict}</td></tr>"
+            )
     return (
         "<h3>Coverage beside width</h3><table class=scores><tr><th class=num>nominal</th>"
-        "<th class=num>coverage, seen</th><th class=num>coverage, unseen</th>"
+        "<th>treatments</th><th class=num>coverage</th>"
         "<th class=num>mean interval width</th><th class=num>train-mean baseline's width</th>"
         f"<th>intervals vs the baseline's</th></tr>{''.join(rows)}</table><p class=note>"
         "Pseudo-bulk intervals, log1p units. The baseline's width: twice the quantile, at the "
-        "level, of the absolute errors of predicting every held-out group by the mean training "
-        "pseudo-bulk. Coverage bought with intervals wider than that says no more than the "
-        "constant prediction would.</p>"
+        "level, of the absolute errors of predicting every held-out group of those treatments "
+        "by the mean training pseudo-bulk. Coverage bought with intervals wider than that says "
+        "no more than the constant prediction would.</p>"
     )  # fmt: skip
 
 

@@ -23,7 +23,8 @@ def suggest(summary: ad.AnnData, budget: int, level: float | None = None) -> pd.
     every well of it in the screen, so the expected reduction of choosing a well is the summed
     expected squared error of all the wells of its treatment. The treatment of largest reduction
     goes first, represented by its most uncertain well; then the next treatment. Wells flagged
-    unlike the training data come before the rest. Returns the ranked table (``rank``, group,
+    unlike the training data come before the rest. Control wells are left out: they are the
+    reference every plate sequences anyway. Returns the ranked table (``rank``, group,
     ``priority`` = expected reduction, ``wells_informed``, ``confidence``, ``ood_flag``,
     ``mean_width``, ``reason`` and the well's metadata).
     """
@@ -31,7 +32,8 @@ def suggest(summary: ad.AnnData, budget: int, level: float | None = None) -> pd.
         raise InputError(f"--budget must be at least 1 (got {budget}).", "pass a positive number")
     obs, width = summary.obs, _width(summary, level)
     err = obs["uncertainty"].to_numpy(float) if "uncertainty" in obs else width / 2
-    label = summary.uns.get(K.UNS, {}).get("label_key")
+    info = summary.uns.get(K.UNS, {})
+    label = info.get("label_key")
     treatment = obs[label].astype(str).to_numpy() if label in obs else summary.obs_names.to_numpy()
     table = pd.DataFrame({"group": summary.obs_names, "treatment": treatment, "error": err,
                           "mean_width": width})  # fmt: skip
@@ -42,6 +44,8 @@ def suggest(summary: ad.AnnData, budget: int, level: float | None = None) -> pd.
     table["priority"] = (table["treatment"].map(by_t.apply(lambda e: float((e**2).sum())))
                          + table["ood_flag"] * 1e6)  # fmt: skip
     table["wells_informed"] = table["treatment"].map(by_t.size())
+    if label in obs and info.get("control"):
+        table = table[table["treatment"] != str(info["control"])]
     first = table.sort_values(["priority", "error"], ascending=False, kind="stable")
     picks = first.drop_duplicates("treatment").head(budget)
     picks = picks.assign(

@@ -175,7 +175,7 @@ def summarize(
         "intervals": "conformal" if cal is not None else "raw draw quantiles (uncalibrated)",
         "guarantee": (cal.guarantee or {}) if cal is not None else {},
         "ood_threshold": cfg.ood_threshold, "seed": sample.seed,
-        "label_key": model.registry.label_key,
+        "label_key": model.registry.label_key, "control": model.registry.control,
         "settings": {"sample": to_dict(sample), "uncertainty": to_dict(cfg)},
     }  # fmt: skip
     return out
