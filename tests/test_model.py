@@ -120,6 +120,19 @@ def test_continuous_profiles_one_per_group(tmp_path):
     gen = model.generate(morph[:2].copy(), n_cells=3, n_steps=3, progress=False)
     assert gen.shape == (6, 9) and "log1p" not in gen.layers
     assert np.isfinite(gen.X).all()
+    # pseudo-bulks are kept in the analysis view (the values), not the standardised one
+    train = [i for i, r in enumerate(model.registry.group_roles) if r == "train"]
+    names = [model.registry.group_names[i] for i in train]
+    by_name = dict(zip(expr.obs["Sample_ID"], np.asarray(expr.X), strict=True))
+    np.testing.assert_allclose(model.group_stats["pseudobulk"][train],
+                               np.vstack([by_name[n] for n in names]), atol=1e-4)  # fmt: skip
+    # anchored: the mean of a well's generated profiles is the mean head's gene-space
+    # prediction (kernel ridge on the training profiles), however short the training
+    head = model.mean_head
+    z = head.represent(model.normalize_features(morph[:2].copy()))
+    want = head.predict(z, model.group_stats["pseudobulk"].astype(np.float64))
+    got = np.vstack([np.asarray(gen.X)[i * 3 : i * 3 + 3].mean(axis=0) for i in range(2)])
+    np.testing.assert_allclose(got, want, atol=1e-4)
 
 
 def test_obsm_embedding_target(tmp_path, files):

@@ -159,8 +159,10 @@ def apportion(p: np.ndarray, n: int) -> np.ndarray:
 def sample_well(
     model: PhenoSeqModel, cells: np.ndarray, n_cells: int, rng: np.random.Generator,
     gen: torch.Generator, config: SampleConfig,
-) -> tuple[torch.Tensor, np.ndarray]:  # fmt: skip
-    """``n_cells`` standardised latents of one well (well conditions) and their library sizes.
+) -> tuple[torch.Tensor, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:  # fmt: skip
+    """``n_cells`` standardised latents of one well (well conditions), their library sizes and,
+    for an anchored kind, the per-cell component and the components' gene-space means (else
+    None; see :func:`anchor`).
 
     With the mean head, the well's cells are split over the components of its mixture (the
     training treatments it may be, and kernel ridge's interpolation) in proportion to their
@@ -171,10 +173,11 @@ def sample_well(
     if head is None:
         z = _sample_at(model, model.conditioner.vector(m, None), n_cells, gen, config)
         gi = nearest_training_group(model, model.conditioner.represent(m)[0])
-        return z, rng.choice(library_pool(model, gi), size=n_cells)
+        return z, rng.choice(library_pool(model, gi), size=n_cells), None
     w, means, new_var = head.components(head.represent(m))
     w = guided_weights(w[0], head.n_classes, config.guidance)[None]
-    zs, libs = [], []
+    targets = _anchor_targets(model, head, m)
+    zs, libs, comp = [], [], []
     for c in np.flatnonzero(counts := apportion(w[0], n_cells)):
         mu = torch.from_numpy(np.repeat(means[0, c][None], counts[c], 0).astype(np.float32))
         if c == head.n_classes and new_var[0].any():  # the new component's predictive noise
@@ -184,8 +187,32 @@ def sample_well(
                        config)  # fmt: skip
         zs.append(mu + z if model.generates_residuals else z)
         libs.append(rng.choice(_component_libraries(model, head, c, m), size=counts[c]))
+        comp.append(np.full(counts[c], c))
     order = rng.permutation(n_cells)  # components mixed: any run of cells is a random sample
-    return torch.cat(zs)[torch.from_numpy(order)], np.concatenate(libs)[order]
+    anchors = (np.concatenate(comp)[order], targets) if targets is not None else None
+    return torch.cat(zs)[torch.from_numpy(order)], np.concatenate(libs)[order], anchors
+
+
+def _anchor_targets(model: PhenoSeqModel, head, m: np.ndarray) -> np.ndarray | None:
+    """``"C+1 genes"`` the mean head's gene-space mean of each component, for an anchored kind
+    (else None)."""
+    if not model.registry.expression_kind.anchored:
+        return None
+    targets = model.group_stats["pseudobulk"].astype(np.float64)
+    return head.anchors(head.represent(m), targets)[0].astype(np.float32)
+
+
+def anchor(x: np.ndarray, anchors: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """Decoded values ``x`` with each component's cells re-centred on its gene-space mean
+    (``anchors``: per-cell component, ``"C+1 genes"`` means): the mean of the generated cells
+    is the mean head's prediction, the decoder shapes only the spread around it."""
+    if anchors is None:
+        return x
+    comp, targets = anchors
+    for c in np.unique(comp):
+        rows = comp == c
+        x[rows] += targets[c] - x[rows].mean(axis=0)
+    return x
 
 
 def guided_weights(w: np.ndarray, n_classes: int, guidance: float) -> np.ndarray:
@@ -249,15 +276,17 @@ def generate_blocks(
     for g in tqdm(conditions.groups, desc="generate", disable=not progress):
         cells = conditions.cells(g)
         if model.conditioner is not None:
-            z, lib = sample_well(model, cells, config.n_cells, rng, gen, config)
+            z, lib, anchors = sample_well(model, cells, config.n_cells, rng, gen, config)
             lib = torch.from_numpy(lib)
         else:
+            anchors = None
             z = torch.from_numpy(sample_latents(model, cells, config.n_cells, rng, gen, config))
             gi = known.get(g)
             if gi is None or not len(library_pool(model, gi)):
                 gi = nearest_training_group(model, condition_embedding(model, cells, rng))
             lib = torch.from_numpy(rng.choice(library_pool(model, gi), size=config.n_cells))
         x, log1p = decode(model, z, lib, gen)
+        x = anchor(x, anchors)  # anchored kinds only (no log1p view to update)
         latent = (z * model.latent_std + model.latent_mean).numpy().astype(np.float32)
         yield x, log1p, latent
 

@@ -7,7 +7,11 @@ model is the same for all of them:
   counts, its negative-binomial decoder reconstructs the counts; generated cells are NB draws
   (``X`` sparse counts, ``layers['log1p']``).
 - ``continuous``: profiles such as L1000 z-scores or log expression, standardised per gene
-  with statistics of the training rows; a Gaussian decoder.
+  with statistics of the training rows; a Gaussian decoder. Generated values are *anchored*:
+  each mixture component's cells are shifted by ``target - decode(component mean)``, where
+  ``target`` is the mean head's prediction in gene space (a training treatment's own mean
+  profile, or kernel ridge on the training profiles) — the autoencoder's bottleneck then shapes
+  the spread around the mean, not the mean itself.
 - ``embedding``: an ``obsm`` embedding (e.g. scGPT) is the target itself (no autoencoder: the
   diffusion runs on the standardised embedding).
 """
@@ -38,6 +42,7 @@ class Kind:
     has_autoencoder: bool = True  # False: the target is the latent (nothing to train)
     standardized: bool = True  # targets z-scored per gene with training statistics
     sparse_output: bool = False  # generated X as CSR counts, plus a log1p layer
+    anchored: bool = False  # generated values re-centred on the mean head's gene-space mean
 
     def n_latent(self, n_genes: int, config: ModelConfig) -> int:
         """Dimension of the diffused latent."""
@@ -97,7 +102,7 @@ KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
         Kind("counts", "nb", standardized=False, sparse_output=True),
-        Kind("continuous", "gaussian"),
+        Kind("continuous", "gaussian", anchored=True),
         Kind("embedding", "identity", has_autoencoder=False),
     )
 }

@@ -259,19 +259,34 @@ class MeanHead:
         (e.g. pseudo-bulks), by the same weights and kernel."""
         return self.predict_spread(z, targets)[0]
 
+    def component_targets(self, z: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """``"n C+1 d"``: the mean of any per-training-group target ``targets`` ``"G d"`` under
+        each component of the mixture — every training treatment's own mean, and (last)
+        kernel ridge's prediction by the same weights as the latent's (linear in the targets)."""
+        per_class = np.vstack([targets[g].mean(axis=0) for g in self.class_groups])
+        train = targets[self.train_groups]
+        kr = train.mean(axis=0) + self.krr.weights(z) @ (train - train.mean(axis=0))
+        return np.concatenate([np.broadcast_to(per_class, (len(z), *per_class.shape)),
+                               kr[:, None]], axis=1)  # fmt: skip
+
+    def anchors(self, z: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """:meth:`component_targets` in the layout of :meth:`components` (``kind="mean"``: one
+        component, the weighted mean)."""
+        comps = self.component_targets(z, targets)
+        if self.kind == "mean":
+            blended = np.einsum("nc,ncd->nd", self.weights(z), comps)
+            comps = np.concatenate([np.zeros_like(comps[:, :-1]), blended[:, None]], axis=1)
+        return comps
+
     def predict_spread(self, z: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance ``"n d"`` of the mixture in the space of ``targets`` ``"G d"``: the
         spread of its components' means around their weighted mean, plus kernel ridge's
         predictive variance on its share — small for a recognised treatment, large where the
         head must interpolate or hesitates between treatments (novelty-aware)."""
-        w = self.weights(z)
-        per_class = np.vstack([targets[g].mean(axis=0) for g in self.class_groups])
+        w, comps = self.weights(z), self.component_targets(z, targets)
         train = targets[self.train_groups]
         centred = train - train.mean(axis=0)
-        kr = train.mean(axis=0) + self.krr.weights(z) @ centred
         scale = (centred * (self.krr.Kinv @ centred)).sum(axis=0) / len(train)
-        comps = np.concatenate([np.broadcast_to(per_class, (len(z), *per_class.shape)),
-                                kr[:, None]], axis=1)  # fmt: skip
         mean = np.einsum("nc,ncd->nd", w, comps)
         var = np.einsum("nc,ncd->nd", w, (comps - mean[:, None]) ** 2)
         return mean, var + w[:, -1:] * self.krr.variance(z)[:, None] * scale[None]

@@ -214,7 +214,8 @@ class TrainingPlan:
     def encode_all(self, expr: dict | ad.AnnData, progress: bool = False):
         """One pass over every expression row (arrays in memory, or a backed AnnData block by
         block): standardised latents (statistics from the training rows), per-group pseudo-bulk
-        of log1p, and library sizes. Returns ``(z, bulk, library)``."""
+        of the analysis view (log1p of counts; the values themselves for continuous and
+        embedding targets), and library sizes. Returns ``(z, bulk, library)``."""
         model, reg = self.model, self.model.registry
         model.autoencoder.eval()
         bulk, zs, libs = GroupSums(len(reg.group_names), len(reg.genes)), [], []
@@ -230,7 +231,10 @@ class TrainingPlan:
         for lo, a in blocks:
             zs.append(model.autoencoder.encode(model.put(a["log1p"])).cpu().numpy())
             libs.append(a["library"])
-            bulk.add(a["log1p"], self.e_groups[lo : lo + len(a["log1p"])])
+            view = a["log1p"]  # the analysis view: un-standardised for continuous / embedding
+            if reg.expression_kind.standardized:
+                view = view * reg.target_std + reg.target_mean
+            bulk.add(view, self.e_groups[lo : lo + len(a["log1p"])])
             bar.update(len(a["log1p"]))
         bar.close()
         z = np.concatenate(zs).astype(np.float32)
