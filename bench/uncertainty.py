@@ -22,19 +22,31 @@ import numpy as np
 from phenoseq.evaluate.uncertainty import score_summary
 from phenoseq.model import PhenoSeqModel
 from phenoseq.uncertainty import calibrate_model, summarize
+from phenoseq.uncertainty.calibration import Calibration
 
 
-def one(run: Path) -> dict[str, dict]:
-    """Test replicate -> its uncertainty scores (``score_summary``'s dict)."""
-    cal = calibrate_model(run / "model", progress=False)
+def one(run: Path, reuse: bool = False) -> dict[str, dict]:
+    """Test replicate -> its uncertainty scores (``score_summary``'s dict). ``reuse``: take the
+    demo's own calibration (``model/calibration.json``, replicate 3) and its per-well summary
+    (``prediction_summary.h5ad``) instead of computing them again — the same functions with
+    the same settings and seed; files of an older version are computed again."""
+    saved = Calibration.load(run / "model") if reuse else None
+    if saved is not None and saved.guarantee is None:  # written by an older calibrate
+        saved = None
+    cal = saved if saved is not None else calibrate_model(run / "model", progress=False)
     model = PhenoSeqModel.load(run / "model")
     morph = ad.read_h5ad(run / "heldout_morphology.h5ad")
     expr = ad.read_h5ad(run / "heldout_expression.h5ad")
+    demo = run / "prediction_summary.h5ad"
+    summary = ad.read_h5ad(demo) if saved is not None and demo.exists() else None
     out = {}
     for rep in sorted(morph.obs["Replicate"].astype(str).unique()):
         m = morph[morph.obs["Replicate"].astype(str) == rep].copy()
         e = expr[expr.obs["Replicate"].astype(str) == rep].copy()
-        s = summarize(model, m, cal, progress=False)
+        if summary is not None:
+            s = summary[summary.obs["Replicate"].astype(str) == rep].copy()
+        else:
+            s = summarize(model, m, cal, progress=False)
         out[rep] = score_summary(model, s, e) | {"guarantee": cal.guarantee}
     return out
 
@@ -117,10 +129,13 @@ def main() -> None:
     ap.add_argument("--runs", type=Path, nargs="*", default=[])
     ap.add_argument("--out", type=Path, default=Path("bench/out/uncertainty"))
     ap.add_argument("--figure", type=Path, default=None, help="Reliability plot PNG to write.")
+    ap.add_argument("--reuse", action="store_true",
+                    help="Use each run's own calibration and prediction_summary.h5ad (the demo "
+                         "wrote them) instead of calibrating and summarising again.")  # fmt: skip
     args = ap.parse_args()
     by_rep: dict[str, list[dict]] = {}
     for run in args.runs:
-        for rep, r in one(run).items():
+        for rep, r in one(run, args.reuse).items():
             by_rep.setdefault(rep, []).append(r)
         print(run, "done", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
