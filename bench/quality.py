@@ -134,7 +134,8 @@ def run_seed(args, seed: int) -> dict[str, dict]:
         n_morphology_cells=args.morph_cells,
         **({"rounds": (4, 1), "n_replicates": 5} if args.rounds else {}),
     )
-    if not (args.reuse and (folder / "metrics.json").exists()):
+    done = [folder / "metrics.json"] + [folder / f"metrics_rep{r}.json" for r in test.split(",")]
+    if not (args.reuse and any(p.exists() for p in done)):
         tcfg = TrainConfig(seed=seed, max_steps=args.max_steps, ae_steps=args.ae_steps)
         run_demo(folder, DemoConfig(seed=seed, simulator=sim, train=tcfg, test=test,
                                     sample=SampleConfig(seed=seed)), progress=False)  # fmt: skip

@@ -39,6 +39,8 @@ def one(run: Path, reuse: bool = False) -> dict[str, dict]:
     expr = ad.read_h5ad(run / "heldout_expression.h5ad")
     demo = run / "prediction_summary.h5ad"
     summary = ad.read_h5ad(demo) if saved is not None and demo.exists() else None
+    if summary is not None and "uncertainty" not in summary.obs:  # an older summarize
+        summary = None
     out = {}
     for rep in sorted(morph.obs["Replicate"].astype(str).unique()):
         m = morph[morph.obs["Replicate"].astype(str) == rep].copy()
