@@ -109,7 +109,8 @@ def pc9(seed: int = 0, n_genes: int = PC9_GENES, cache: Path | None = None):
     obs = pd.DataFrame({"Sample_ID": [f"{t}_{h}" for t, h in zip(treatment, half, strict=True)],
                         "Treatment": treatment, "Replicate": half.astype(str)},
                        index=adata.obs_names.astype(str))  # fmt: skip
-    return adata, obs
+    counted = np.asarray(adata.X.sum(axis=1)).ravel() > 0  # cells with none of these genes
+    return adata[counted].copy(), obs[counted]
 
 
 def build(out: Path, seed: int = 0, dataset: str = "glioblastoma") -> tuple[Path, Path]:
