@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from phenoseq.errors import InputError
 from phenoseq.evaluate import baselines as B
 from phenoseq.evaluate.cells import Cells
 from phenoseq.evaluate.retrieval import chance_average_precision
@@ -193,3 +195,17 @@ def test_degenerate_groups_do_not_break_the_scores(world):
                         data.genes, data.control)  # fmt: skip
     m = score(d2, {"model": perfect}, fit_space(data.expr_train.x, n_pcs=10), k=10).metrics
     assert np.isfinite(m["model"]["mmd_rbf"]["per_group"]["T1_R3"])
+
+
+def test_a_baseline_that_cannot_be_fitted_is_left_out_with_a_warning(monkeypatch):
+    """Two training groups (PC9's DMSO and erlotinib halves): ridge refuses them; the evaluation
+    goes on without it and says why, instead of failing."""
+    def refuses(inputs):
+        raise InputError("ridge needs 3+ training groups, got 2.", "train on more treatments")
+
+    registry = {"ridge": B.Baseline("ridge", "ridge", refuses),
+                "train_mean": B.Baseline("train_mean", "train mean", lambda inputs: "cells")}  # fmt: skip
+    monkeypatch.setattr(B, "REGISTRY", registry)
+    with pytest.warns(UserWarning, match="baseline 'ridge' left out: ridge needs 3"):
+        out = B.predict_all(SimpleNamespace(generate=None))
+    assert out == {"train_mean": "cells"}

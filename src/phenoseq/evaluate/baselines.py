@@ -24,6 +24,7 @@ baseline is one function here with the :func:`baseline` decorator:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -82,10 +83,21 @@ def baseline(name: str, label: str, needs_model: bool = False):
 
 
 def predict_all(inputs: BaselineInputs) -> dict[str, Cells]:
-    """Every registered baseline's cells (those that need the model only when it is given)."""
-    out = {name: b.predict(inputs) for name, b in REGISTRY.items()
-           if inputs.generate is not None or not b.needs_model}  # fmt: skip
-    return {name: cells for name, cells in out.items() if cells is not None}
+    """Every registered baseline's cells (those that need the model only when it is given); a
+    baseline that cannot be fitted on these training groups (e.g. ridge with fewer than 3) is
+    left out with a warning instead of failing the whole evaluation."""
+    out = {}
+    for name, b in REGISTRY.items():
+        if inputs.generate is None and b.needs_model:
+            continue
+        try:
+            cells = b.predict(inputs)
+        except InputError as exc:
+            warnings.warn(f"baseline {b.label!r} left out: {exc}", UserWarning, stacklevel=2)
+            continue
+        if cells is not None:
+            out[name] = cells
+    return out
 
 
 RIDGE_ALPHAS = tuple(10.0 ** np.arange(-2, 5))
