@@ -200,11 +200,14 @@ def test_degenerate_groups_do_not_break_the_scores(world):
 def test_a_baseline_that_cannot_be_fitted_is_left_out_with_a_warning(monkeypatch):
     """Two training groups (PC9's DMSO and erlotinib halves): ridge refuses them; the evaluation
     goes on without it and says why, instead of failing."""
+
     def refuses(inputs):
         raise InputError("ridge needs 3+ training groups, got 2.", "train on more treatments")
 
-    registry = {"ridge": B.Baseline("ridge", "ridge", refuses),
-                "train_mean": B.Baseline("train_mean", "train mean", lambda inputs: "cells")}  # fmt: skip
+    registry = {
+        "ridge": B.Baseline("ridge", "ridge", refuses),
+        "train_mean": B.Baseline("train_mean", "train mean", lambda inputs: "cells"),
+    }
     monkeypatch.setattr(B, "REGISTRY", registry)
     with pytest.warns(UserWarning, match="baseline 'ridge' left out: ridge needs 3"):
         out = B.predict_all(SimpleNamespace(generate=None))
