@@ -174,9 +174,10 @@ def sample_well(
         z = _sample_at(model, model.conditioner.vector(m, None), n_cells, gen, config)
         gi = nearest_training_group(model, model.conditioner.represent(m)[0])
         return z, rng.choice(library_pool(model, gi), size=n_cells), None
-    w, means, new_var = head.components(head.represent(m))
+    rep = head.represent(m)
+    w, means, new_var = head.components(rep)
     w = guided_weights(w[0], head.n_classes, config.guidance)[None]
-    targets = _anchor_targets(model, head, m)
+    targets = _anchor_targets(model, head, rep)
     zs, libs, comp = [], [], []
     for c in np.flatnonzero(counts := apportion(w[0], n_cells)):
         mu = torch.from_numpy(np.repeat(means[0, c][None], counts[c], 0).astype(np.float32))
@@ -193,13 +194,13 @@ def sample_well(
     return torch.cat(zs)[torch.from_numpy(order)], np.concatenate(libs)[order], anchors
 
 
-def _anchor_targets(model: PhenoSeqModel, head, m: np.ndarray) -> np.ndarray | None:
+def _anchor_targets(model: PhenoSeqModel, head, rep: np.ndarray) -> np.ndarray | None:
     """``"C+1 genes"`` the mean head's gene-space mean of each component, for an anchored kind
     (else None)."""
     if not model.registry.expression_kind.anchored:
         return None
     targets = model.group_stats["pseudobulk"].astype(np.float64)
-    return head.anchors(head.represent(m), targets)[0].astype(np.float32)
+    return head.anchors(rep, targets)[0].astype(np.float32)
 
 
 def anchor(x: np.ndarray, anchors: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:

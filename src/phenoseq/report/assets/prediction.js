@@ -368,6 +368,18 @@
     el("text", { x: (x0 + x1) / 2, y: y + 32, "font-size": 12, "text-anchor": "middle" }, s, title);
     return X;
   }
+  function axisY(s, x, y0, y1, lo, hi, title) {  // y0: bottom, y1: top (pixels)
+    const Y = (v) => y0 - (v - lo) / (hi - lo) * (y0 - y1);
+    niceTicks(lo, hi, 5).forEach((v) => {
+      el("line", { x1: x - 4, x2: x, y1: Y(v), y2: Y(v), stroke: "#888" }, s);
+      el("text", { x: x - 7, y: Y(v) + 4, "font-size": 11, "text-anchor": "end" }, s, String(v));
+    });
+    el("line", { x1: x, x2: x, y1: y1, y2: y0, stroke: "#888" }, s);
+    const yl = (y1 + y0) / 2;
+    el("text", { x: 12, y: yl, "font-size": 12, "text-anchor": "middle", transform: "rotate(-90 12 " + yl + ")" },
+      s, title);
+    return Y;
+  }
   function drawForest(i) {
     const host = document.getElementById("forest-view");
     host.innerHTML = "";
@@ -411,15 +423,7 @@
     el("text", { x: 0, y: 14, "font-size": 13, "font-weight": 600 }, s,
       "effect vs confidence (" + pts.length + " embedded genes)");
     const X = axisX(s, left, total - 10, h - bottom, -a, a, "predicted log fold change vs control");
-    const Y = (v) => h - bottom - v / ymax * (h - bottom - top);
-    niceTicks(0, ymax, 5).forEach((v) => {
-      el("line", { x1: left - 4, x2: left, y1: Y(v), y2: Y(v), stroke: "#888" }, s);
-      el("text", { x: left - 7, y: Y(v) + 4, "font-size": 11, "text-anchor": "end" }, s, String(v));
-    });
-    el("line", { x1: left, x2: left, y1: top, y2: h - bottom, stroke: "#888" }, s);
-    const yl = (top + h - bottom) / 2;
-    el("text", { x: 12, y: yl, "font-size": 12, "text-anchor": "middle", transform: "rotate(-90 12 " + yl + ")" },
-      s, "|effect| / interval half-width (not a p-value)");
+    const Y = axisY(s, left, h - bottom, top, 0, ymax, "|effect| / interval half-width (not a p-value)");
     el("line", { x1: left, x2: total - 10, y1: Y(1), y2: Y(1), stroke: "#999", "stroke-dasharray": "5,4" }, s);
     el("text", { x: total - 12, y: Y(1) + 14, "font-size": 11, "text-anchor": "end", fill: "#666" }, s,
       "above the line: " + LV + " interval excludes 0");
@@ -521,15 +525,7 @@
     const pad = 0.08 * (hi - lo || Math.abs(hi) || 1);
     lo -= pad; hi += pad;
     const X = axisX(s, left, total - 12, h - bottom, 0, 1, "coverage: share of wells kept, most confident first");
-    const Y = (v) => h - bottom - (v - lo) / (hi - lo) * (h - bottom - top);
-    niceTicks(lo, hi, 5).forEach((v) => {
-      el("line", { x1: left - 4, x2: left, y1: Y(v), y2: Y(v), stroke: "#888" }, s);
-      el("text", { x: left - 7, y: Y(v) + 4, "font-size": 11, "text-anchor": "end" }, s, String(v));
-    });
-    el("line", { x1: left, x2: left, y1: top, y2: h - bottom, stroke: "#888" }, s);
-    const yl = (top + h - bottom) / 2;
-    el("text", { x: 12, y: yl, "font-size": 12, "text-anchor": "middle", transform: "rotate(-90 12 " + yl + ")" },
-      s, "mean error of the kept wells");
+    const Y = axisY(s, left, h - bottom, top, lo, hi, "mean error of the kept wells");
     const line = (xs, ys, attrs) => el("polyline", Object.assign({ fill: "none", points: xs.map((x, k) =>
       X(x) + "," + Y(ys[k])).join(" ") }, attrs), s);
     el("line", { x1: X(0), x2: X(1), y1: Y(R.random), y2: Y(R.random), stroke: "#666", "stroke-dasharray": "6,4" }, s);
